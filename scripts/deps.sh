@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages composer-cpp needs, only those missing (no reinstall when present).
+# The one list of system dependencies: edit it here.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build
+  libtorch-dev        # LibTorch 1.13 (CPU)
+  libboost-dev        # Boost.Hana
+  doctest-dev         # tests
+  libbenchmark-dev    # Google Benchmark
+  zlib1g-dev          # .gz IDX files
+  libcli11-dev        # example command lines
+  dataset-fashion-mnist  # the main example's data
+  gnuplot-nox         # scripts/plot_metrics.sh
+  unzip python3-pip   # the LibTorch 2.x header check (scripts/torch2_headers.sh)
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+"${sudo_cmd[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

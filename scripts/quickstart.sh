@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds the examples and runs the main one: training a CNN on Fashion-MNIST.
+# Arguments are passed to the example (try --help).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+build_dir=${COMPOSER_BUILD_DIR:-$composer_root/build}
+composer_configure "$build_dir" -DCOMPOSER_BUILD_EXAMPLES=ON
+cmake --build "$build_dir" -j "$(composer_jobs)" --target welcome_tour
+"$build_dir/examples/welcome_tour" "$@"
