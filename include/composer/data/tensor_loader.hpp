@@ -61,8 +61,8 @@ inline std::uint64_t uniform_below(std::mt19937_64& engine, std::uint64_t bound)
 /// an exact integer sampler, so it is the same on every platform and LibTorch version — so a resumed run sees
 /// exactly the batches an uninterrupted one would; `begin(k)` / `skip(k)` start an epoch at batch k without replay.
 /// Satisfies std::ranges::input_range and std::ranges::sized_range. Counterpart: `torch.utils.data.DataLoader` over
-/// a `TensorDataset` with a `DistributedSampler` (`set_epoch`), plus the batch skipping Composer's Trainer does on
-/// resumption (`spin_dataloaders`, which replays instead).
+/// a `TensorDataset` with a `DistributedSampler` (`set_epoch`), plus the batch skipping Composer's Trainer does when
+/// it resumes mid-epoch (where Composer iterates through the skipped batches, this computes none of them).
 class TensorLoader {
  public:
   /// A function applied to each batch's inputs, e.g. `normalize_fashion_mnist`. Counterpart: a torchvision
@@ -176,7 +176,7 @@ class TensorLoader::Iterator {
   using value_type = Batch;                         ///< what it yields
   using difference_type = std::ptrdiff_t;           ///< required of an iterator
   using iterator_concept = std::input_iterator_tag; ///< single pass
-  using iterator_category = std::input_iterator_tag;
+  using iterator_category = std::input_iterator_tag;  ///< for pre-C++20 iterator traits
 
   /// A singular iterator, equal to the sentinel.
   Iterator() = default;
