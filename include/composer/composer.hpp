@@ -8,3 +8,12 @@
 #include <composer/core/precision.hpp>
 #include <composer/core/state.hpp>
 #include <composer/core/training_engine.hpp>
+#include <composer/data/any_loader.hpp>
+#include <composer/data/fashion_mnist.hpp>
+#include <composer/data/idx.hpp>
+#include <composer/data/tensor_loader.hpp>
+#include <composer/metrics/classification.hpp>
+#include <composer/trainer/checkpoint.hpp>
+#include <composer/trainer/precision_context.hpp>
+#include <composer/trainer/trainer.hpp>
+#include <composer/trainer/trainer_options.hpp>

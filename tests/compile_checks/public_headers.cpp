@@ -19,3 +19,10 @@ void composer_public_headers_compile_check(composer::State& state) {
   engine.run<composer::Event::AFTER_LOSS>();
   (void)composer::Time::from_timestring("0.25dur");
 }
+
+void composer_trainer_compile_check(composer::Model model, composer::TrainerOptions options) {
+  composer::Trainer<Touch> trainer(std::move(model), std::move(options));
+  trainer.fit();
+  (void)trainer.eval();
+  trainer.save_checkpoint("checkpoint.pt");
+}

@@ -1,0 +1,162 @@
+#pragma once
+/// \file
+/// composer::data::AnyLoader — any source of (input, target) batches, behind one type the Trainer iterates.
+
+#include <cstdint>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <torch/data/example.h>
+
+#include <composer/core/batch.hpp>
+
+namespace composer::data {
+
+namespace detail {
+
+template <class T>
+struct is_example_vector : std::false_type {};
+template <class D, class T>
+struct is_example_vector<std::vector<torch::data::Example<D, T>>> : std::true_type {};
+
+/// Converts one element of a loader into a Batch: a Batch, a `torch::data::Example`, a vector of examples
+/// (stacked, as `torch::data::transforms::Stack` would), or a pair/tuple of two tensors.
+template <class Element>
+Batch to_batch(Element&& element) {
+  using E = std::remove_cvref_t<Element>;
+  if constexpr (std::is_same_v<E, Batch>) {
+    return std::forward<Element>(element);
+  } else if constexpr (std::is_same_v<E, torch::data::Example<at::Tensor, at::Tensor>>) {
+    return Batch{element.data, element.target};
+  } else if constexpr (is_example_vector<E>::value) {
+    std::vector<at::Tensor> data, targets;
+    data.reserve(element.size());
+    targets.reserve(element.size());
+    for (auto& example : element) {
+      data.push_back(example.data);
+      targets.push_back(example.target);
+    }
+    if (data.empty()) throw std::runtime_error("composer: the data loader yielded an empty batch");
+    return Batch{at::stack(data), at::stack(targets)};
+  } else if constexpr (requires { std::get<0>(element); std::get<1>(element); }) {
+    return Batch{at::Tensor(std::get<0>(element)), at::Tensor(std::get<1>(element))};
+  } else {
+    static_assert(sizeof(E) == 0,
+                  "composer: a data loader must yield composer::Batch, torch::data::Example<>, a vector of "
+                  "examples, or a pair/tuple of (input, target) tensors");
+  }
+}
+
+template <class L>
+L& deref(L& loader) {
+  return loader;
+}
+template <class L>
+L& deref(std::unique_ptr<L>& loader) {
+  return *loader;
+}
+template <class L>
+L& deref(std::shared_ptr<L>& loader) {
+  return *loader;
+}
+template <class L>
+L& deref(std::reference_wrapper<L>& loader) {
+  return loader.get();
+}
+}  // namespace detail
+
+/// A data loader of any type, erased: iterating an epoch yields `composer::Batch`es. It accepts
+/// `composer::data::TensorLoader`, any input range of batches / `torch::data::Example`s / (input, target)
+/// pairs, `torch::data` loaders held by `std::unique_ptr` (as `torch::data::make_data_loader` returns them),
+/// and `std::ref(loader)` to iterate a loader owned elsewhere. Loaders with `set_epoch(e)` get it at every
+/// epoch, and loaders with `begin(skip)` resume mid-epoch without replaying; others replay and discard the
+/// skipped batches. Composer counterpart: the `DataLoader` inside `composer.core.DataSpec`.
+class AnyLoader {
+ public:
+  /// No loader.
+  AnyLoader() = default;
+
+  /// Takes ownership of `loader` (moved in) or, through `std::ref`, refers to it.
+  template <class Loader>
+    requires(!std::is_same_v<std::remove_cvref_t<Loader>, AnyLoader>)
+  AnyLoader(Loader&& loader)  // NOLINT(google-explicit-constructor): a loader is naturally an AnyLoader
+      : AnyLoader(std::make_shared<std::remove_cvref_t<Loader>>(std::forward<Loader>(loader)), 0) {}
+
+  /// Whether a loader is held.
+  explicit operator bool() const noexcept { return static_cast<bool>(start_); }
+
+  /// Batches per epoch, when the loader knows it.
+  std::optional<std::int64_t> size() const { return size_ ? size_() : std::nullopt; }
+
+  /// Starts epoch `epoch`, skipping its first `skip` batches.
+  void start_epoch(std::int64_t epoch, std::int64_t skip = 0) {
+    require();
+    if (skip < 0) throw std::invalid_argument("composer: cannot skip a negative number of batches");
+    start_(epoch, skip);
+  }
+
+  /// The next batch of the current epoch, or none at its end.
+  std::optional<Batch> next() {
+    require();
+    return next_();
+  }
+
+ private:
+  template <class Holder>
+  AnyLoader(std::shared_ptr<Holder> holder, int) {
+    using L = std::remove_reference_t<decltype(detail::deref(*holder))>;
+    struct Cursor {
+      std::shared_ptr<Holder> holder;
+      std::optional<decltype(std::declval<L&>().begin())> it;
+    };
+    static_assert(requires(L& l) { l.begin() == l.end(); },
+                  "composer: a data loader must have begin() and end() (an iterable) yielding batches");
+    auto cursor = std::make_shared<Cursor>(Cursor{std::move(holder), std::nullopt});
+    size_ = [cursor]() -> std::optional<std::int64_t> {
+      L& loader = detail::deref(*cursor->holder);
+      if constexpr (requires { std::ranges::size(loader); })
+        return static_cast<std::int64_t>(std::ranges::size(loader));
+      else
+        return std::nullopt;
+    };
+    start_ = [cursor](std::int64_t epoch, std::int64_t skip) {
+      L& loader = detail::deref(*cursor->holder);
+      if constexpr (requires { loader.set_epoch(epoch); }) loader.set_epoch(epoch);
+      cursor->it.reset();
+      if constexpr (requires { loader.begin(skip); }) {
+        cursor->it.emplace(loader.begin(skip));
+      } else {
+        cursor->it.emplace(loader.begin());
+        for (std::int64_t i = 0; i < skip && !(*cursor->it == loader.end()); ++i) ++*cursor->it;
+      }
+    };
+    next_ = [cursor]() -> std::optional<Batch> {
+      L& loader = detail::deref(*cursor->holder);
+      if (!cursor->it) throw std::logic_error("composer: AnyLoader::next() called before start_epoch()");
+      if (*cursor->it == loader.end()) return std::nullopt;
+      Batch batch = detail::to_batch(**cursor->it);
+      ++*cursor->it;
+      return batch;
+    };
+  }
+
+  void require() const {
+    if (!start_) throw std::logic_error("composer: no data loader was given");
+  }
+
+  std::function<std::optional<std::int64_t>()> size_;
+  std::function<void(std::int64_t, std::int64_t)> start_;
+  std::function<std::optional<Batch>()> next_;
+};
+
+}  // namespace composer::data

@@ -1,0 +1,74 @@
+#pragma once
+/// \file
+/// composer::TrainerOptions — everything a Trainer is configured with, except its policies.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <c10/core/Device.h>
+#include <torch/optim/optimizer.h>
+
+#include <composer/core/precision.hpp>
+#include <composer/core/state.hpp>
+#include <composer/core/time.hpp>
+#include <composer/data/any_loader.hpp>
+
+namespace composer {
+
+/// Configuration of a `Trainer`, in the spirit of Composer's `Trainer(...)` keyword arguments; use designated
+/// initializers: `{.train_dataloader = loader, .max_duration = Time("5ep"), .optimizers = {sgd}}`.
+/// Composer counterpart: the arguments of `composer.Trainer`.
+struct TrainerOptions {
+  /// The training data. Composer counterpart: `train_dataloader`.
+  data::AnyLoader train_dataloader;
+  /// Evaluation data; none disables evaluation. Composer counterpart: `eval_dataloader`.
+  data::AnyLoader eval_dataloader;
+  /// How long to train, in ep, ba, sp or tok. Composer counterpart: `max_duration`.
+  std::optional<Time> max_duration;
+  /// The optimizers of the model's parameters. Composer counterpart: `optimizers`.
+  std::vector<std::shared_ptr<torch::optim::Optimizer>> optimizers;
+  /// Learning-rate schedules (multipliers of the optimizers' initial learning rates). Composer counterpart:
+  /// `schedulers`.
+  std::vector<Scheduler> schedulers;
+  /// Update the learning rate before every batch (true) or at the start of every epoch. Composer
+  /// counterpart: `step_schedulers_every_batch`.
+  bool step_schedulers_every_batch = true;
+  /// Stretches or shrinks the whole schedule and `max_duration`. Composer counterpart: `scale_schedule_ratio`.
+  double scale_schedule_ratio = 1.0;
+  /// Samples per microbatch (gradient accumulation); unset means the whole batch. Composer counterpart:
+  /// `device_train_microbatch_size`.
+  std::optional<std::int64_t> device_train_microbatch_size;
+  /// How often to evaluate, in ep or ba; 0 disables. Composer counterpart: `eval_interval`.
+  Time eval_interval = Time::from_epoch(1);
+  /// Evaluate on at most this many batches (-1: all). Composer counterpart: `eval_subset_num_batches`.
+  std::int64_t eval_subset_num_batches = -1;
+  /// Folder for checkpoints; empty disables saving. Composer counterpart: `save_folder`.
+  std::string save_folder;
+  /// How often to save, in ep or ba. Composer counterpart: `save_interval`.
+  Time save_interval = Time::from_epoch(1);
+  /// Keep at most this many checkpoints (-1: all). Composer counterpart: `save_num_checkpoints_to_keep`.
+  int save_num_checkpoints_to_keep = -1;
+  /// Checkpoint to resume from; empty starts fresh. Composer counterpart: `load_path`.
+  std::string load_path;
+  /// Seed of rank 0; unset draws one at random. Composer counterpart: `seed`.
+  std::optional<std::uint64_t> seed;
+  /// Use deterministic kernels only. Composer counterpart: `deterministic_mode`.
+  bool deterministic_mode = false;
+  /// Device to train on; the model is moved there and each microbatch with it. Composer counterpart:
+  /// `device`.
+  c10::Device device = c10::Device(c10::kCPU);
+  /// Numerical precision (`amp_*` need CUDA). Composer counterpart: `precision`.
+  Precision precision = Precision::fp32;
+  /// Name of the run. Composer counterpart: `run_name`.
+  std::string run_name = "composer-run";
+  /// Show a console progress bar (plain lines when not on a terminal). Composer counterpart: `progress_bar`.
+  bool progress_bar = true;
+  /// File receiving every logged metric (`.csv` or `.jsonl`); empty writes none. Composer counterpart:
+  /// `FileLogger`.
+  std::string metrics_file;
+};
+
+}  // namespace composer

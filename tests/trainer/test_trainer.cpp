@@ -1,0 +1,445 @@
+// Trainer: event order, gradient accumulation, durations, closures, checkpoints and resume, bad losses.
+#include <torch/torch.h>
+
+#include <composer/data/tensor_loader.hpp>
+#include <composer/functional/mixup.hpp>
+#include <composer/trainer/trainer.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+using composer::Event;
+using composer::Time;
+namespace fs = std::filesystem;
+
+namespace trainer_test {
+
+// Records every event it sees, as a callback.
+struct Recorder {
+  static constexpr composer::Role role = composer::Role::callback;
+  static constexpr composer::EventSet events = composer::EventSet::all();
+  std::vector<std::string> seen;
+  void apply(Event e, composer::State&) { seen.emplace_back(composer::to_string(e)); }
+};
+
+composer::data::TensorLoader make_loader(std::int64_t samples, std::int64_t batch, bool shuffle = false,
+                                         std::uint64_t seed = 0, std::int64_t features = 4, std::int64_t classes = 3) {
+  torch::manual_seed(1234);
+  auto x = torch::randn({samples, features});
+  auto y = torch::randint(0, classes, {samples});
+  return composer::data::TensorLoader(x, y, composer::data::TensorLoaderOptions{batch, shuffle, false, seed});
+}
+
+torch::nn::Linear make_linear(std::uint64_t seed = 0) {
+  torch::manual_seed(seed);
+  return torch::nn::Linear(4, 3);
+}
+
+std::shared_ptr<torch::optim::SGD> sgd(torch::nn::Module& module, double lr = 0.1, double momentum = 0.0) {
+  return std::make_shared<torch::optim::SGD>(module.parameters(), torch::optim::SGDOptions(lr).momentum(momentum));
+}
+
+std::vector<std::string> expected_train_batch(int microbatches) {
+  std::vector<std::string> events = {"before_dataloader", "after_dataloader", "batch_start", "before_train_batch"};
+  for (int i = 0; i < microbatches; ++i)
+    for (const char* e : {"before_forward", "after_forward", "before_loss", "after_loss", "before_backward", "after_backward"})
+      events.emplace_back(e);
+  for (const char* e : {"after_train_batch", "batch_end", "batch_checkpoint"}) events.emplace_back(e);
+  return events;
+}
+
+std::vector<std::string> expected_eval(int batches) {
+  std::vector<std::string> events = {"eval_start"};
+  for (int i = 0; i < batches; ++i)
+    for (const char* e : {"eval_batch_start", "eval_before_forward", "eval_after_forward", "eval_batch_end"})
+      events.emplace_back(e);
+  events.emplace_back("eval_end");
+  return events;
+}
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("composer_trainer_test_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+}  // namespace trainer_test
+
+using namespace trainer_test;
+
+TEST_CASE("a fit with microbatches and evaluation fires Composer's event sequence") {
+  auto net = make_linear();
+  composer::Trainer<Recorder> trainer(net, {.train_dataloader = make_loader(8, 4),
+                                            .eval_dataloader = make_loader(3, 3),
+                                            .max_duration = Time("1ep"),
+                                            .optimizers = {sgd(*net)},
+                                            .device_train_microbatch_size = 2,
+                                            .seed = 1,
+                                            .progress_bar = false});
+  trainer.fit();
+  std::vector<std::string> expected = {"init", "before_load", "after_load", "fit_start", "iteration_start", "epoch_start"};
+  for (int b = 0; b < 2; ++b) {
+    auto batch = expected_train_batch(2);
+    expected.insert(expected.end(), batch.begin(), batch.end());
+  }
+  expected.insert(expected.end(), {"before_dataloader", "epoch_end", "eval_before_all"});
+  auto eval = expected_eval(1);
+  expected.insert(expected.end(), eval.begin(), eval.end());
+  expected.insert(expected.end(), {"eval_after_all", "epoch_checkpoint", "fit_end"});
+  CHECK(trainer.get<Recorder>().seen == expected);
+
+  trainer.get<Recorder>().seen.clear();
+  const auto metrics = trainer.eval();
+  std::vector<std::string> standalone = {"eval_standalone_start"};
+  standalone.insert(standalone.end(), eval.begin(), eval.end());
+  standalone.emplace_back("eval_standalone_end");
+  CHECK(trainer.get<Recorder>().seen == standalone);
+  CHECK(metrics.at("accuracy") >= 0.0);
+  CHECK(metrics.at("accuracy") <= 1.0);
+  CHECK(trainer.state().eval_metric_values.at("eval").at("cross_entropy") == doctest::Approx(metrics.at("cross_entropy")));
+}
+
+namespace trainer_test {
+// Keeps a copy of every parameter's gradient as it stands when the optimizer is about to step.
+struct GradientProbe {
+  static constexpr composer::Role role = composer::Role::callback;
+  static constexpr composer::EventSet events{Event::AFTER_TRAIN_BATCH};
+  std::vector<torch::Tensor> grads;
+  void apply(Event, composer::State& state) {
+    grads.clear();
+    for (const auto& p : state.model->parameters()) grads.push_back(p.grad().clone());
+  }
+};
+
+std::vector<torch::Tensor> gradients_with_microbatch(std::optional<std::int64_t> microbatch) {
+  auto net = make_linear(5);
+  composer::Trainer<GradientProbe> trainer(net, {.train_dataloader = make_loader(6, 6),
+                                                 .max_duration = Time("1ba"),
+                                                 .optimizers = {sgd(*net)},
+                                                 .device_train_microbatch_size = microbatch,
+                                                 .seed = 1,
+                                                 .progress_bar = false});
+  trainer.fit();
+  return trainer.get<GradientProbe>().grads;
+}
+}  // namespace trainer_test
+
+TEST_CASE("gradient accumulation over microbatches equals the whole batch's gradient") {
+  const auto whole = gradients_with_microbatch(std::nullopt);
+  REQUIRE(whole.size() == 2);
+  for (std::int64_t microbatch : {1, 2, 4, 5}) {  // 4 and 5 leave an uneven last microbatch
+    CAPTURE(microbatch);
+    const auto accumulated = gradients_with_microbatch(microbatch);
+    REQUIRE(accumulated.size() == whole.size());
+    for (std::size_t i = 0; i < whole.size(); ++i) CHECK(torch::allclose(accumulated[i], whole[i], 1e-5, 1e-6));
+  }
+}
+
+TEST_CASE("max_duration in epochs, batches and samples stops exactly where Composer does") {
+  struct Case {
+    const char* duration;
+    std::int64_t epoch, batch, sample;
+  };
+  // 10 samples in batches of 4: three batches (4, 4, 2) per epoch.
+  for (const Case& c : {Case{"2ep", 2, 6, 20}, Case{"5ba", 1, 5, 18}, Case{"8sp", 0, 2, 8}, Case{"9sp", 1, 3, 10},
+                        Case{"3ba", 1, 3, 10}}) {
+    CAPTURE(c.duration);
+    auto net = make_linear();
+    composer::Trainer<> trainer(net, {.train_dataloader = make_loader(10, 4),
+                                      .max_duration = Time(c.duration),
+                                      .optimizers = {sgd(*net)},
+                                      .seed = 3,
+                                      .progress_bar = false});
+    trainer.fit();
+    const auto& t = trainer.state().timestamp;
+    CHECK(t.epoch().count() == c.epoch);
+    CHECK(t.batch().count() == c.batch);
+    CHECK(t.sample().count() == c.sample);
+    CHECK_THROWS_WITH_AS(trainer.fit(), doctest::Contains("already reached max_duration"), std::invalid_argument);
+  }
+}
+
+TEST_CASE("fit(duration) continues a stopped run") {
+  auto net = make_linear();
+  composer::Trainer<Recorder> trainer(net, {.train_dataloader = make_loader(10, 4),
+                                            .max_duration = Time("2ba"),
+                                            .optimizers = {sgd(*net)},
+                                            .seed = 3,
+                                            .progress_bar = false});
+  trainer.fit();
+  CHECK(trainer.state().timestamp.batch().count() == 2);
+  trainer.fit(Time("3ba"));
+  CHECK(trainer.state().timestamp.batch().count() == 5);
+  CHECK(*trainer.state().max_duration() == Time("5ba"));
+  const auto& seen = trainer.get<Recorder>().seen;
+  CHECK(std::count(seen.begin(), seen.end(), "fit_start") == 2);
+  CHECK(std::count(seen.begin(), seen.end(), "epoch_end") == 1);
+  CHECK_THROWS_AS(trainer.fit(Time("0ba")), std::invalid_argument);
+}
+
+namespace trainer_test {
+// An optimizer that evaluates its closure twice per step, as SAM does, then steps plain SGD.
+class TwoPassSGD : public torch::optim::SGD {
+ public:
+  using torch::optim::SGD::SGD;
+  int closure_calls = 0;
+  torch::Tensor step(LossClosure closure = nullptr) override {
+    TORCH_CHECK(closure != nullptr, "TwoPassSGD needs a closure");
+    torch::Tensor loss;
+    for (int pass = 0; pass < 2; ++pass) {
+      at::AutoGradMode grad(true);
+      loss = closure();
+      ++closure_calls;
+    }
+    return torch::optim::SGD::step(nullptr);
+  }
+};
+
+// A policy that swaps the optimizer for TwoPassSGD at INIT (as Composer's SAM does) and counts train batches.
+struct UseTwoPass {
+  static constexpr composer::EventSet events{Event::INIT, Event::BEFORE_TRAIN_BATCH};
+  std::shared_ptr<TwoPassSGD> optimizer;
+  int train_batches = 0;
+  void apply(Event e, composer::State& state) {
+    if (e == Event::INIT) {
+      optimizer = std::make_shared<TwoPassSGD>(state.model->parameters(), torch::optim::SGDOptions(0.1));
+      state.optimizers = {optimizer};
+    } else {
+      ++train_batches;
+    }
+  }
+};
+}  // namespace trainer_test
+
+TEST_CASE("a closure-using optimizer gets the closure, and the train-batch events fire per call") {
+  auto net = make_linear();
+  composer::Trainer<UseTwoPass> trainer(net, {.train_dataloader = make_loader(8, 4),
+                                              .max_duration = Time("3ba"),
+                                              .optimizers = {sgd(*net)},
+                                              .seed = 1,
+                                              .progress_bar = false});
+  trainer.fit();
+  CHECK(trainer.get<UseTwoPass>().optimizer->closure_calls == 6);
+  CHECK(trainer.get<UseTwoPass>().train_batches == 6);
+  CHECK(trainer.state().timestamp.batch().count() == 3);
+}
+
+namespace trainer_test {
+// Composer's MixUp on a small scale, with a counter that must survive checkpoints.
+struct MixAndCount {
+  static constexpr composer::EventSet events{Event::AFTER_DATALOADER, Event::AFTER_LOSS};
+  torch::Tensor permuted_target;
+  double mixing = 0.0;
+  std::int64_t applied = 0;
+  void apply(Event e, composer::State& state) {
+    if (e == Event::AFTER_DATALOADER) {
+      auto [x, y_perm, m] = composer::functional::mixup_batch(state.batch.inputs, state.batch.targets, {}, 0.4);
+      state.batch.inputs = x;
+      permuted_target = y_perm;
+      mixing = m;
+      ++applied;
+    } else {
+      state.loss = state.loss * (1 - mixing) + mixing * state.model.loss(state.outputs, permuted_target);
+    }
+  }
+  void save_state(torch::serialize::OutputArchive& archive) const {
+    archive.write("applied", torch::tensor(std::vector<std::int64_t>{applied}));
+  }
+  void load_state(torch::serialize::InputArchive& archive) {
+    torch::Tensor t;
+    archive.read("applied", t);
+    applied = t.item<std::int64_t>();
+  }
+};
+
+torch::nn::Sequential make_dropout_net(std::uint64_t seed) {
+  torch::manual_seed(seed);
+  return torch::nn::Sequential(torch::nn::Linear(4, 16), torch::nn::Dropout(0.3), torch::nn::ReLU(),
+                               torch::nn::Linear(16, 3));
+}
+
+composer::TrainerOptions resume_options(torch::nn::Module& net, const std::string& load_path = "") {
+  return {.train_dataloader = make_loader(12, 4, /*shuffle=*/true, /*seed=*/7),
+          .max_duration = Time("8ba"),
+          .optimizers = {sgd(net, 0.05, 0.9)},
+          .load_path = load_path,
+          .seed = 11,
+          .progress_bar = false};
+}
+}  // namespace trainer_test
+
+TEST_CASE("save at step k, resume, finish: bit-identical to an uninterrupted run") {
+  const fs::path dir = fresh_dir("resume");
+  auto reference_net = make_dropout_net(42);
+  composer::Trainer<MixAndCount> reference(reference_net, resume_options(*reference_net));
+  reference.fit();
+
+  auto first_net = make_dropout_net(42);
+  composer::Trainer<MixAndCount> first(first_net, resume_options(*first_net));
+  first.fit(Time("4ba"));  // stops mid-epoch (3 batches per epoch)
+  first.save_checkpoint(dir / "mid.pt");
+
+  auto resumed_net = make_dropout_net(999);  // different initial weights: the checkpoint must overwrite them
+  composer::Trainer<MixAndCount> resumed(resumed_net, resume_options(*resumed_net, (dir / "mid.pt").string()));
+  CHECK(resumed.state().timestamp.batch().count() == 4);
+  CHECK(resumed.get<MixAndCount>().applied == 4);
+  resumed.fit();
+
+  CHECK(resumed.state().timestamp == reference.state().timestamp);
+  CHECK(resumed.get<MixAndCount>().applied == reference.get<MixAndCount>().applied);
+  const auto a = reference_net->parameters();
+  const auto b = resumed_net->parameters();
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) CHECK(torch::equal(a[i], b[i]));
+  // and the interrupted run really differs from a fresh one (the test can fail)
+  auto fresh_net = make_dropout_net(999);
+  CHECK_FALSE(torch::equal(fresh_net->parameters()[0], b[0]));
+}
+
+TEST_CASE("checkpoints are saved at intervals, the last k kept, and latest points at the newest") {
+  const fs::path dir = fresh_dir("interval");
+  auto net = make_linear();
+  composer::Trainer<> trainer(net, {.train_dataloader = make_loader(8, 4),
+                                    .max_duration = Time("7ba"),
+                                    .optimizers = {sgd(*net)},
+                                    .save_folder = dir.string(),
+                                    .save_interval = Time("2ba"),
+                                    .save_num_checkpoints_to_keep = 2,
+                                    .seed = 1,
+                                    .progress_bar = false});
+  trainer.fit();
+  // two batches per epoch; saves at ba2, ba4, ba6 (named with the epoch still running at BATCH_CHECKPOINT) and
+  // once at the end (ba7); only the last two remain
+  CHECK_FALSE(fs::exists(dir / "ep0-ba2-rank0.pt"));
+  CHECK_FALSE(fs::exists(dir / "ep1-ba4-rank0.pt"));
+  CHECK(fs::exists(dir / "ep2-ba6-rank0.pt"));
+  CHECK(fs::exists(dir / "ep3-ba7-rank0.pt"));
+  CHECK(fs::read_symlink(dir / "latest-rank0.pt") == "ep3-ba7-rank0.pt");
+  CHECK(trainer.saved_checkpoints().size() == 2);
+}
+
+TEST_CASE("a corrupt, truncated or foreign checkpoint is refused and nothing is lost") {
+  const fs::path dir = fresh_dir("corrupt");
+  auto net = make_linear();
+  composer::Trainer<> trainer(net, {.train_dataloader = make_loader(8, 4), .max_duration = Time("2ba"),
+                                    .optimizers = {sgd(*net)}, .seed = 1, .progress_bar = false});
+  trainer.fit();
+  const fs::path good = dir / "good.pt";
+  trainer.save_checkpoint(good);
+  const auto size = fs::file_size(good);
+  const auto before = net->weight.clone();
+
+  // truncated copy
+  {
+    std::ifstream in(good, std::ios::binary);
+    std::string bytes(size / 2, '\0');
+    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    std::ofstream(dir / "truncated.pt", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  std::ofstream(dir / "garbage.pt") << "this is not a checkpoint";
+  CHECK_THROWS_WITH_AS(trainer.load_checkpoint(dir / "truncated.pt"), doctest::Contains("corrupt or truncated"),
+                       composer::CheckpointError);
+  CHECK_THROWS_WITH_AS(trainer.load_checkpoint(dir / "garbage.pt"), doctest::Contains("garbage.pt"),
+                       composer::CheckpointError);
+  CHECK_THROWS_WITH_AS(trainer.load_checkpoint(dir / "missing.pt"), doctest::Contains("does not exist"),
+                       composer::CheckpointError);
+  CHECK(torch::equal(net->weight, before));
+
+  // a checkpoint of another model is refused before anything changes
+  torch::nn::Linear other(4, 5);
+  composer::Trainer<> other_trainer(other, {.train_dataloader = make_loader(8, 4), .max_duration = Time("1ba"),
+                                            .optimizers = {sgd(*other)}, .seed = 1, .progress_bar = false});
+  const auto other_before = other->weight.clone();
+  CHECK_THROWS_WITH_AS(other_trainer.load_checkpoint(good), doctest::Contains("shape"), composer::CheckpointError);
+  CHECK(torch::equal(other->weight, other_before));
+
+  // a checkpoint of other policies is refused
+  composer::Trainer<Recorder> recorder_trainer(make_linear(), {.train_dataloader = make_loader(8, 4),
+                                                               .max_duration = Time("1ba"), .seed = 1,
+                                                               .progress_bar = false});
+  CHECK_THROWS_WITH_AS(recorder_trainer.load_checkpoint(good), doctest::Contains("saved with policies"),
+                       composer::CheckpointError);
+
+  // a failing save leaves the previous checkpoint whole: the temporary name is blocked by a folder
+  fs::create_directories(dir / "good.pt.tmp");
+  trainer.fit(Time("1ba"));
+  CHECK_THROWS_AS(trainer.save_checkpoint(good), composer::CheckpointError);
+  CHECK(fs::file_size(good) == size);
+  trainer.load_checkpoint(good);
+  CHECK(trainer.state().timestamp.batch().count() == 2);
+  CHECK(torch::equal(net->weight, before));
+}
+
+namespace trainer_test {
+// Keeps the weights as they stand after each completed step.
+struct WeightsAtBatchEnd {
+  static constexpr composer::Role role = composer::Role::callback;
+  static constexpr composer::EventSet events{Event::BATCH_END};
+  std::vector<torch::Tensor> weights;
+  void apply(Event, composer::State& state) {
+    weights.clear();
+    for (const auto& p : state.model->parameters()) weights.push_back(p.detach().clone());
+  }
+};
+}  // namespace trainer_test
+
+TEST_CASE("a NaN loss is reported with its step and no update is applied") {
+  auto net = make_linear();
+  int calls = 0;
+  composer::Model model(net, [&calls](const torch::Tensor& out, const torch::Tensor& target) {
+    auto loss = composer::cross_entropy_loss(out, target);
+    return ++calls == 3 ? loss * std::nan("") : loss;
+  });
+  composer::Trainer<WeightsAtBatchEnd> trainer(model, {.train_dataloader = make_loader(16, 4),
+                                                       .max_duration = Time("1ep"),
+                                                       .optimizers = {sgd(*net, 0.1, 0.9)},
+                                                       .seed = 1,
+                                                       .progress_bar = false});
+  CHECK_THROWS_WITH_AS(trainer.fit(), doctest::Contains("loss is NaN at step 3 (epoch 0, batch 2"),
+                       composer::NonFiniteLossError);
+  CHECK(trainer.state().timestamp.batch().count() == 2);
+  const auto& after_two = trainer.get<WeightsAtBatchEnd>().weights;
+  const auto now = net->parameters();
+  REQUIRE(after_two.size() == now.size());
+  for (std::size_t i = 0; i < now.size(); ++i) CHECK(torch::equal(now[i], after_two[i]));
+}
+
+TEST_CASE("predict returns CPU outputs for every batch and fires the predict events") {
+  auto net = make_linear();
+  composer::Trainer<Recorder> trainer(net, {.train_dataloader = make_loader(8, 4), .max_duration = Time("1ba"),
+                                            .optimizers = {sgd(*net)}, .seed = 1, .progress_bar = false});
+  trainer.get<Recorder>().seen.clear();
+  const auto outputs = trainer.predict(make_loader(10, 4));
+  REQUIRE(outputs.size() == 3);
+  CHECK(outputs[2].size(0) == 2);
+  CHECK(outputs[0].size(1) == 3);
+  const auto& seen = trainer.get<Recorder>().seen;
+  CHECK(seen.front() == "predict_start");
+  CHECK(seen.back() == "predict_end");
+  CHECK(std::count(seen.begin(), seen.end(), "predict_before_forward") == 3);
+  CHECK(trainer.state().predict_timestamp.sample().count() == 10);
+}
+
+TEST_CASE("bad trainer arguments are clear errors") {
+  auto net = make_linear();
+  CHECK_THROWS_WITH_AS(composer::Trainer<>(net, {.device_train_microbatch_size = 0, .progress_bar = false}),
+                       doctest::Contains("device_train_microbatch_size must be positive"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(composer::Trainer<>(net, {.eval_interval = Time("0.5dur"), .progress_bar = false}),
+                       doctest::Contains("eval_interval must be in ep or ba"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(composer::Trainer<>(net, {.precision = composer::Precision::amp_bf16, .progress_bar = false}),
+                       doctest::Contains("needs a CUDA device"), std::invalid_argument);
+  composer::Trainer<> no_optimizer(net, {.train_dataloader = make_loader(8, 4), .max_duration = Time("1ba"),
+                                         .progress_bar = false});
+  CHECK_THROWS_WITH_AS(no_optimizer.fit(), doctest::Contains("at least one optimizer"), std::invalid_argument);
+  // a loader whose batches disagree in size
+  std::vector<composer::Batch> bad = {{torch::randn({4, 4}), torch::randint(0, 3, {3})}};
+  composer::Trainer<> mismatched(net, {.train_dataloader = bad, .max_duration = Time("1ba"), .optimizers = {sgd(*net)},
+                                       .progress_bar = false});
+  CHECK_THROWS_WITH_AS(mismatched.fit(), doctest::Contains("4 inputs but 3 targets"), std::invalid_argument);
+}
