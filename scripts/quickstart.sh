@@ -5,5 +5,5 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 build_dir=${COMPOSER_BUILD_DIR:-$composer_root/build}
 composer_configure "$build_dir" -DCOMPOSER_BUILD_EXAMPLES=ON
-cmake --build "$build_dir" -j "$(composer_jobs)" --target welcome_tour
-"$build_dir/examples/welcome_tour" "$@"
+cmake --build "$build_dir" -j "$(composer_jobs)" --target fashion_mnist
+"$build_dir/examples/fashion_mnist" --output-dir "$composer_root/runs/fashion_mnist" "$@"

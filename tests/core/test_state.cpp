@@ -1,8 +1,10 @@
 // State and Model: the fields algorithms read and write, and their checks.
-#include <doctest/doctest.h>
+// LibTorch first: Debian's build pulls glog, whose CHECK macro must not replace doctest's.
 #include <torch/torch.h>
 
 #include <composer/core/state.hpp>
+
+#include <doctest/doctest.h>
 
 using composer::Time;
 

@@ -1,0 +1,131 @@
+// The main job: a CNN trained on Fashion-MNIST with composer::Trainer and a preset of methods, with a
+// progress bar, evaluation every epoch, a metrics file and checkpoints.
+//
+//   fashion_mnist --help
+//   fashion_mnist --duration 5ep --preset baseline --threads 2
+#include <composer/composer.hpp>
+#include <composer/models/simple_cnn.hpp>
+
+#include <CLI/CLI.hpp>
+#include <torch/optim/sgd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <string>
+
+namespace {
+
+struct Config {
+  std::string duration = "5ep";
+  std::int64_t batch_size = 128;
+  double lr = 0.05;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  std::uint64_t seed = 17;
+  int threads = 2;
+  std::string data_dir = std::string(composer::data::FashionMNIST::default_root);
+  std::string output_dir = "runs/fashion_mnist";
+  std::string preset = "baseline";
+  std::string eval_interval = "1ep";
+  std::string save_interval = "1ep";
+  int keep_checkpoints = 2;
+  std::int64_t microbatch = 0;
+  std::string resume;
+  bool progress = true;
+};
+
+struct Data {
+  composer::data::TensorLoader train;
+  composer::data::TensorLoader test;
+};
+
+Data load_data(const Config& config) {
+  namespace data = composer::data;
+  const data::FashionMNIST train(data::Split::TRAIN, config.data_dir);
+  const data::FashionMNIST test(data::Split::TEST, config.data_dir);
+  auto normalise = [](const at::Tensor& images) { return data::normalize_fashion_mnist(images); };
+  return Data{data::TensorLoader(train.images(), train.labels(),
+                                 data::TensorLoaderOptions{config.batch_size, /*shuffle=*/true, /*drop_last=*/false,
+                                                           config.seed},
+                                 normalise),
+              data::TensorLoader(test.images(), test.labels(),
+                                 data::TensorLoaderOptions{1000, /*shuffle=*/false, /*drop_last=*/false, 0}, normalise)};
+}
+
+// Trains with the methods `Policies...` and returns the final test accuracy.
+template <class... Policies>
+double train(const Config& config, Data data, Policies... policies) {
+  namespace fs = std::filesystem;
+  torch::manual_seed(config.seed);
+  composer::models::SimpleCNN model;
+  auto optimizer = std::make_shared<torch::optim::SGD>(
+      model->parameters(),
+      torch::optim::SGDOptions(config.lr).momentum(config.momentum).nesterov(true).weight_decay(config.weight_decay));
+
+  const fs::path out = config.output_dir;
+  composer::TrainerOptions options{
+      .train_dataloader = std::move(data.train),
+      .eval_dataloader = std::move(data.test),
+      .max_duration = composer::Time(config.duration),
+      .optimizers = {optimizer},
+      .device_train_microbatch_size =
+          config.microbatch > 0 ? std::optional<std::int64_t>(config.microbatch) : std::nullopt,
+      .eval_interval = composer::Time(config.eval_interval),
+      .save_folder = (out / "checkpoints").string(),
+      .save_interval = composer::Time(config.save_interval),
+      .save_num_checkpoints_to_keep = config.keep_checkpoints,
+      .load_path = config.resume,
+      .seed = config.seed,
+      .run_name = "fashion_mnist-" + config.preset,
+      .progress_bar = config.progress,
+      .metrics_file = (out / "metrics.csv").string(),
+  };
+  composer::Trainer<Policies...> trainer(model, std::move(options), std::move(policies)...);
+  trainer.fit();
+  return trainer.state().eval_metric_values.at("eval").at("accuracy");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config config;
+  CLI::App app{"Train a CNN on Fashion-MNIST with composer-cpp's Trainer and a preset of methods."};
+  app.add_option("--duration", config.duration, "training length: 5ep, 2000ba, 300000sp")->capture_default_str();
+  app.add_option("--batch-size", config.batch_size, "samples per batch")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--lr", config.lr, "SGD learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--seed", config.seed, "random seed")->capture_default_str();
+  app.add_option("--threads", config.threads, "CPU threads for LibTorch")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--data-dir", config.data_dir, "folder with the Fashion-MNIST IDX files")->capture_default_str();
+  app.add_option("--output-dir", config.output_dir, "folder for metrics.csv and checkpoints/")->capture_default_str();
+  app.add_option("--preset", config.preset, "methods to train with")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"baseline"}));
+  app.add_option("--eval-interval", config.eval_interval, "evaluate every ...ep or ...ba")->capture_default_str();
+  app.add_option("--save-interval", config.save_interval, "checkpoint every ...ep or ...ba")->capture_default_str();
+  app.add_option("--keep-checkpoints", config.keep_checkpoints, "checkpoints kept (-1: all)")->capture_default_str();
+  app.add_option("--microbatch", config.microbatch, "samples per microbatch (0: whole batch)")->capture_default_str();
+  app.add_option("--resume", config.resume, "checkpoint to resume from, e.g. runs/fashion_mnist/checkpoints/latest-rank0.pt");
+  app.add_flag("!--no-progress", config.progress, "plain output without a progress bar");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    at::set_num_threads(config.threads);
+    std::printf("fashion_mnist: preset %s, %s, batch %lld, lr %g, seed %llu, %d threads, data %s\n",
+                config.preset.c_str(), config.duration.c_str(), static_cast<long long>(config.batch_size), config.lr,
+                static_cast<unsigned long long>(config.seed), at::get_num_threads(), config.data_dir.c_str());
+    Data data = load_data(config);
+    const auto started = std::chrono::steady_clock::now();
+    double accuracy = 0.0;
+    if (config.preset == "baseline") accuracy = train(config, std::move(data));
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::printf("fashion_mnist: test accuracy %.4f (preset %s, %.0f s)\n", accuracy, config.preset.c_str(), seconds);
+    std::printf("fashion_mnist: metrics in %s/metrics.csv; plot with scripts/plot_metrics.sh %s/metrics.csv loss.png\n",
+                config.output_dir.c_str(), config.output_dir.c_str());
+    return 0;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "fashion_mnist: %s\n", error.what());
+    return 1;
+  }
+}

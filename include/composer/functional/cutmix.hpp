@@ -1,0 +1,183 @@
+#pragma once
+/// \file
+/// CutMix (Yun et al., "CutMix: Regularization Strategy to Train Strong Classifiers with Localizable Features",
+/// arXiv:1905.04899) as a free function.
+
+#include <composer/functional/common.hpp>
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace composer::functional {
+
+/// The pasted box, in Composer's tuple order (x1, y1, x2, y2). As in Composer, the "x" coordinates index
+/// dim 2 of an (N, C, D2, D3) batch (the rows, H) and the "y" coordinates index dim 3 (the columns, W); the box
+/// covers `input[:, :, x1:x2, y1:y2]` (half-open ranges).
+struct BBox {
+  int64_t x1;  ///< first row (dim 2), inclusive
+  int64_t y1;  ///< first column (dim 3), inclusive
+  int64_t x2;  ///< last row (dim 2), exclusive
+  int64_t y2;  ///< last column (dim 3), exclusive
+  bool operator==(const BBox&) const = default;
+};
+
+/// Result of cutmix_batch, in Composer's order: `auto [x_mixed, y_perm, area, bbox] = cutmix_batch(x, y);`
+struct CutMixResult {
+  at::Tensor input_mixed;  ///< x with the box filled from x[π]
+  at::Tensor target_perm;  ///< y[π]
+  double area;             ///< fraction of each image that is still its own: 1 − |box| / (D2·D3)
+  BBox bbox;               ///< the box actually used (after clipping)
+};
+
+/// Draws CutMix's λ ~ Beta(α, α) (the nominal fraction of each image that is kept); α = 0 gives 0.
+/// Composer counterpart: `composer.algorithms.cutmix.cutmix._gen_cutmix_coef`.
+/// \throws std::invalid_argument if α < 0.
+[[nodiscard]] inline double sample_cutmix_coef(double alpha) {
+  if (!(alpha >= 0.0)) detail::fail("cutmix_batch alpha must be >= 0, got " + detail::num(alpha));
+  return sample_beta(alpha);
+}
+
+namespace detail {
+
+/// One side of a CutMix box: centre drawn (unless given), then [c − cut//2, c + cut//2) clipped to [0, size].
+inline std::pair<int64_t, int64_t> cutmix_side(int64_t size, int64_t cut, std::optional<int64_t> centre,
+                                               bool uniform_sampling) {
+  int64_t c = 0;
+  if (centre) {
+    c = *centre;
+  } else if (uniform_sampling) {
+    c = randint(floor_div(-cut, 2), size + cut / 2);  // Python: randint(-cut // 2, size + cut // 2)
+  } else {
+    c = randint(0, size);
+  }
+  const int64_t lo = std::clamp<int64_t>(c - cut / 2, 0, size);
+  const int64_t hi = std::clamp<int64_t>(c + cut / 2, 0, size);
+  return {lo, hi};
+}
+
+inline BBox cutmix_box_from_cuts(int64_t dim2, int64_t dim3, int64_t cut2, int64_t cut3, std::optional<int64_t> cx,
+                                 std::optional<int64_t> cy, bool uniform_sampling) {
+  const auto [x1, x2] = cutmix_side(dim2, cut2, cx, uniform_sampling);
+  const auto [y1, y2] = cutmix_side(dim3, cut3, cy, uniform_sampling);
+  return BBox{x1, y1, x2, y2};
+}
+
+inline void check_bbox(const BBox& b, int64_t dim2, int64_t dim3, const char* fn) {
+  const bool ok = 0 <= b.x1 && b.x1 <= b.x2 && b.x2 <= dim2 && 0 <= b.y1 && b.y1 <= b.y2 && b.y2 <= dim3;
+  if (!ok) {
+    fail(std::string(fn) + " bbox must satisfy 0 <= x1 <= x2 <= " + std::to_string(dim2) + " and 0 <= y1 <= y2 <= " +
+         std::to_string(dim3) + ", got (" + std::to_string(b.x1) + ", " + std::to_string(b.y1) + ", " +
+         std::to_string(b.x2) + ", " + std::to_string(b.y2) + ")");
+  }
+}
+
+}  // namespace detail
+
+/// Samples a CutMix box for a D2×D3 image whose nominal kept fraction is λ.
+/// Composer counterpart: `composer.algorithms.cutmix.cutmix._rand_bbox(W=D2, H=D3, cutmix_lambda, cx, cy,
+/// uniform_sampling)`.
+///
+/// r = √(1 − λ), cut₂ = int(D2·r), cut₃ = int(D3·r). Centre c₂ ~ U{0, …, D2 − 1} (with `uniform_sampling`:
+/// U{⌊−cut₂/2⌋, …, D2 + ⌊cut₂/2⌋ − 1}, so every pixel is equally likely to be covered), likewise c₃; a given
+/// `cx`/`cy` is used instead of a draw. Box = [clip(c₂ − ⌊cut₂/2⌋), clip(c₂ + ⌊cut₂/2⌋)) × (the same on dim 3),
+/// clipped to the image, so the side is 2·⌊cut/2⌋ before clipping.
+/// \throws std::invalid_argument for λ outside [0, 1] or non-positive sizes.
+[[nodiscard]] inline BBox cutmix_rand_bbox(int64_t dim2, int64_t dim3, double cutmix_lambda,
+                                           std::optional<int64_t> cx = std::nullopt,
+                                           std::optional<int64_t> cy = std::nullopt, bool uniform_sampling = false) {
+  if (dim2 <= 0 || dim3 <= 0) {
+    detail::fail("cutmix_rand_bbox image size must be positive, got " + std::to_string(dim2) + "x" +
+                 std::to_string(dim3));
+  }
+  if (!(cutmix_lambda >= 0.0 && cutmix_lambda <= 1.0)) {
+    detail::fail("cutmix_rand_bbox cutmix_lambda must be in [0, 1], got " + detail::num(cutmix_lambda));
+  }
+  const double ratio = std::sqrt(1.0 - cutmix_lambda);
+  const int64_t cut2 = detail::py_int(static_cast<double>(dim2) * ratio);
+  const int64_t cut3 = detail::py_int(static_cast<double>(dim3) * ratio);
+  return detail::cutmix_box_from_cuts(dim2, dim3, cut2, cut3, cx, cy, uniform_sampling);
+}
+
+/// The fraction of a D2×D3 image left unmixed by `bbox`: 1 − (x2 − x1)(y2 − y1) / (D2·D3).
+/// Composer counterpart: `composer.algorithms.cutmix.cutmix._adjust_lambda` (λ recomputed from the clipped box).
+[[nodiscard]] inline double cutmix_area(int64_t dim2, int64_t dim3, const BBox& bbox) {
+  const double box = static_cast<double>((bbox.x2 - bbox.x1) * (bbox.y2 - bbox.y1));
+  return 1.0 - box / static_cast<double>(dim2 * dim3);
+}
+
+/// Pastes one box, taken from a permuted copy of the batch, into every image: out[:, :, box] = x[π][:, :, box]
+/// and out = x elsewhere. Returns (out, y[π], area, bbox) with area = 1 − |box|/(D2·D3), the weight of the
+/// original targets: dense targets become area·onehot(y) + (1 − area)·onehot(y[π]).
+/// Composer counterpart: `composer.functional.cutmix_batch(input, target, length=None, alpha=1., bbox=None,
+/// indices=None, uniform_sampling=False)`.
+///
+/// The box, shared by the whole batch, is chosen as follows:
+/// * `bbox` given: used as it is (it must lie inside the image);
+/// * `length` given: a box of side int(length·D2) × int(length·D3) (before clipping) at a random centre;
+/// * otherwise λ ~ Beta(α, α) and cutmix_rand_bbox(D2, D3, λ, uniform_sampling).
+/// Random boxes are clipped at the borders, and `area` is computed from the clipped box.
+///
+/// \param input   (N, C, D2, D3) batch; dtype and device preserved; not modified.
+/// \param target  (N, ...) targets; only permuted.
+/// \param indices the permutation π (1-D integer, N entries); random_permutation(N) when absent.
+/// \throws std::invalid_argument for non-4-D input, differing batch sizes, both `length` and `bbox`, α < 0,
+///         `length` outside [0, 1], a box outside the image, or indices of the wrong shape.
+[[nodiscard]] inline CutMixResult cutmix_batch(const at::Tensor& input, const at::Tensor& target,
+                                               std::optional<double> length = std::nullopt, double alpha = 1.0,
+                                               std::optional<BBox> bbox = std::nullopt,
+                                               const std::optional<at::Tensor>& indices = std::nullopt,
+                                               bool uniform_sampling = false) {
+  constexpr const char* fn = "cutmix_batch";
+  detail::check_image_batch(input, fn);
+  detail::check_same_batch(input, target, fn);
+  if (bbox && length) {
+    detail::fail("cutmix_batch cannot take both length and bbox, got length " + detail::num(*length) +
+                 " and a bbox");
+  }
+  if (!(alpha >= 0.0)) detail::fail("cutmix_batch alpha must be >= 0, got " + detail::num(alpha));
+  if (length && !(*length >= 0.0 && *length <= 1.0)) {
+    detail::fail("cutmix_batch length must be in [0, 1], got " + detail::num(*length));
+  }
+  const int64_t n = input.size(0);
+  const int64_t dim2 = input.size(2);
+  const int64_t dim3 = input.size(3);
+  if (dim2 == 0 || dim3 == 0) detail::fail("cutmix_batch input must have non-empty images, got shape " + detail::shape_of(input));
+  if (bbox) detail::check_bbox(*bbox, dim2, dim3, fn);
+
+  // Draw order follows Composer's CutMix: permutation, then λ, then the box centre (dim 2, then dim 3).
+  const at::Tensor perm = indices ? detail::as_indices(*indices, n, input.device(), fn, "indices")
+                                  : random_permutation(n).to(input.device());
+  BBox box{};
+  if (bbox) {
+    box = *bbox;
+  } else if (length) {
+    const int64_t cut2 = detail::py_int(*length * static_cast<double>(dim2));
+    const int64_t cut3 = detail::py_int(*length * static_cast<double>(dim3));
+    box = detail::cutmix_box_from_cuts(dim2, dim3, cut2, cut3, std::nullopt, std::nullopt, uniform_sampling);
+  } else {
+    box = cutmix_rand_bbox(dim2, dim3, sample_cutmix_coef(alpha), std::nullopt, std::nullopt, uniform_sampling);
+  }
+
+  at::Tensor out = input.clone();
+  if (box.x2 > box.x1 && box.y2 > box.y1) {
+    const at::Tensor patch =
+        input.slice(2, box.x1, box.x2).slice(3, box.y1, box.y2).index_select(0, perm);
+    out.slice(2, box.x1, box.x2).slice(3, box.y1, box.y2).copy_(patch);
+  }
+  at::Tensor target_perm = target.index_select(0, perm.to(target.device()));
+  return CutMixResult{std::move(out), std::move(target_perm), cutmix_area(dim2, dim3, box), box};
+}
+
+/// cutmix_batch with an explicit box and permutation (fully deterministic):
+/// `auto [x, y_perm, area, box] = cutmix_batch(x, y, BBox{x1, y1, x2, y2}, indices);`
+[[nodiscard]] inline CutMixResult cutmix_batch(const at::Tensor& input, const at::Tensor& target, const BBox& bbox,
+                                               const at::Tensor& indices) {
+  return cutmix_batch(input, target, std::nullopt, 1.0, bbox, indices, false);
+}
+
+}  // namespace composer::functional

@@ -1,0 +1,14 @@
+#pragma once
+/// \file
+/// The functional form of Composer's per-batch methods (Composer counterpart: `composer.functional`):
+/// mixup_batch, cutmix_batch, cutout_batch, colout_batch, smooth_labels, resize_batch,
+/// should_selective_backprop and select_using_loss, plus the helpers that draw or take their random choices.
+
+#include <composer/functional/colout.hpp>
+#include <composer/functional/common.hpp>
+#include <composer/functional/cutmix.hpp>
+#include <composer/functional/cutout.hpp>
+#include <composer/functional/label_smoothing.hpp>
+#include <composer/functional/mixup.hpp>
+#include <composer/functional/resize.hpp>
+#include <composer/functional/selective_backprop.hpp>
