@@ -456,36 +456,26 @@ class Trainer {
 
   at::Tensor train_microbatches() {
     const Batch full = state_.batch;
-    check_batch(full, "training");
     engine_.template run<Event::BEFORE_TRAIN_BATCH>();
     for (auto& optimizer : state_.optimizers) optimizer->zero_grad();
     const std::int64_t n = full.inputs.size(0);
     const std::int64_t size = state_.device_train_microbatch_size.value_or(n);
-    const auto inputs = full.inputs.split(size);
-    const auto targets = full.targets.split(size);
-    at::Tensor total = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(state_.device));
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-      state_.batch = to_device(Batch{inputs[i], targets[i]});
-      engine_.template run<Event::BEFORE_FORWARD>();
-      {
-        PrecisionContext precision(state_.precision, state_.device);
-        state_.outputs = state_.model.forward(state_.batch.inputs);
+    at::Tensor total;
+    if (size >= n) {
+      total = train_microbatch(full, 1.0);
+    } else {
+      const auto inputs = full.inputs.split(size);
+      const auto targets = full.targets.split(size);
+      if (inputs.size() != targets.size())
+        throw std::invalid_argument("composer: the batch has " + std::to_string(n) + " inputs but " +
+                                    std::to_string(full.targets.size(0)) + " targets after AFTER_DATALOADER");
+      for (std::size_t i = 0; i < inputs.size(); ++i) {
+        // Each microbatch's mean loss is weighted by its share of the batch, so the accumulated gradient is
+        // that of the whole batch's mean loss.
+        const double share = static_cast<double>(inputs[i].size(0)) / static_cast<double>(n);
+        at::Tensor part = train_microbatch(Batch{inputs[i], targets[i]}, share);
+        total = total.defined() ? total + part : part;
       }
-      engine_.template run<Event::AFTER_FORWARD>();
-      engine_.template run<Event::BEFORE_LOSS>();
-      {
-        PrecisionContext precision(state_.precision, state_.device);
-        state_.loss = state_.model.loss(state_.outputs, state_.batch.targets);
-      }
-      engine_.template run<Event::AFTER_LOSS>();
-      engine_.template run<Event::BEFORE_BACKWARD>();
-      // Each microbatch's mean loss is weighted by its share of the batch, so the accumulated gradient is
-      // that of the whole batch's mean loss.
-      const double share = static_cast<double>(inputs[i].size(0)) / static_cast<double>(n);
-      const at::Tensor scaled = state_.loss * share;
-      scaler_.scale_loss(scaled).backward();
-      total += scaled.detach().to(at::kDouble);
-      engine_.template run<Event::AFTER_BACKWARD>();
     }
     state_.batch = full;
     last_loss_ = total.item<double>();
@@ -495,9 +485,31 @@ class Trainer {
                                std::to_string(state_.timestamp.epoch().count()) + ", batch " +
                                std::to_string(state_.timestamp.batch_in_epoch().count()) +
                                " of the epoch, counting from 0); this step's update was not applied");
-    finite_gradients_ = scaler_.unscale(all_parameters());
+    finite_gradients_ = !scaler_.enabled() || scaler_.unscale(all_parameters());
     engine_.template run<Event::AFTER_TRAIN_BATCH>();
     return total;
+  }
+
+  // BEFORE_FORWARD … AFTER_BACKWARD on one microbatch; returns its loss times `share`, detached.
+  at::Tensor train_microbatch(const Batch& microbatch, double share) {
+    state_.batch = to_device(microbatch);
+    engine_.template run<Event::BEFORE_FORWARD>();
+    {
+      PrecisionContext precision(state_.precision, state_.device);
+      state_.outputs = state_.model.forward(state_.batch.inputs);
+    }
+    engine_.template run<Event::AFTER_FORWARD>();
+    engine_.template run<Event::BEFORE_LOSS>();
+    {
+      PrecisionContext precision(state_.precision, state_.device);
+      state_.loss = state_.model.loss(state_.outputs, state_.batch.targets);
+    }
+    engine_.template run<Event::AFTER_LOSS>();
+    engine_.template run<Event::BEFORE_BACKWARD>();
+    const at::Tensor scaled = share == 1.0 ? state_.loss : state_.loss * share;
+    scaler_.scale_loss(scaled).backward();
+    engine_.template run<Event::AFTER_BACKWARD>();
+    return scaled.detach();
   }
 
   std::vector<at::Tensor> all_parameters() const {
