@@ -17,3 +17,4 @@
 #include <composer/trainer/precision_context.hpp>
 #include <composer/trainer/trainer.hpp>
 #include <composer/trainer/trainer_options.hpp>
+#include <composer/loggers/loggers.hpp>

@@ -24,6 +24,8 @@
 #include <composer/core/engine.hpp>
 #include <composer/core/state.hpp>
 #include <composer/data/any_loader.hpp>
+#include <composer/loggers/metrics_file.hpp>
+#include <composer/loggers/progress_bar.hpp>
 #include <composer/metrics/classification.hpp>
 #include <composer/trainer/checkpoint.hpp>
 #include <composer/trainer/precision_context.hpp>
@@ -46,8 +48,9 @@ struct NonFiniteLossError : std::runtime_error {
 template <class... Policies>
 class Trainer {
  public:
-  /// The engine type: the user's policies, in the order given.
-  using engine_type = BasicEngine<State, Policies...>;
+  /// The engine type: the user's policies, in the order given, then the built-in logger destinations
+  /// (progress bar and metrics file, each switched on or off by the options).
+  using engine_type = BasicEngine<State, Policies..., loggers::ProgressBar, loggers::MetricsFile>;
 
   /// A trainer with default-constructed policies.
   Trainer(Model model, TrainerOptions options)
@@ -57,7 +60,8 @@ class Trainer {
   /// A trainer with the given policy objects (in the order of `Policies`).
   Trainer(Model model, TrainerOptions options, Policies... policies)
       : options_(std::move(options)), state_(prepare_state(std::move(model), options_)),
-        engine_(state_, std::move(policies)...) {
+        engine_(state_, std::move(policies)..., loggers::ProgressBar(loggers::ProgressBarOptions{.enabled = options_.progress_bar}),
+                metrics_file(options_)) {
     record_base_learning_rates();
     engine_.template run<Event::INIT>();
     engine_.template run<Event::BEFORE_LOAD>();
@@ -271,6 +275,11 @@ class Trainer {
   const std::vector<std::filesystem::path>& saved_checkpoints() const noexcept { return saved_checkpoints_; }
 
  private:
+  static loggers::MetricsFile metrics_file(const TrainerOptions& options) {
+    if (options.metrics_file.empty()) return loggers::MetricsFile();
+    return loggers::MetricsFile(options.metrics_file);
+  }
+
   static State prepare_state(Model model, const TrainerOptions& options) {
     if (!model) throw std::invalid_argument("composer: the Trainer needs a model");
     if (options.device_train_microbatch_size && *options.device_train_microbatch_size <= 0)
