@@ -70,6 +70,8 @@ double train(const Config& config, Data data, Policies... policies) {
       .eval_dataloader = std::move(data.test),
       .max_duration = composer::Time(config.duration),
       .optimizers = {optimizer},
+      // one epoch of linear warm-up, then cosine decay to zero at the end of the run
+      .schedulers = {composer::optim::CosineAnnealingWithWarmupScheduler{composer::Time("1ep")}},
       .device_train_microbatch_size =
           config.microbatch > 0 ? std::optional<std::int64_t>(config.microbatch) : std::nullopt,
       .eval_interval = composer::Time(config.eval_interval),

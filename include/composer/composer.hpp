@@ -18,3 +18,4 @@
 #include <composer/trainer/trainer.hpp>
 #include <composer/trainer/trainer_options.hpp>
 #include <composer/loggers/loggers.hpp>
+#include <composer/optim/scheduler.hpp>
