@@ -135,10 +135,7 @@ class Trainer {
       state_.batch = to_device(*batch);
       engine_.template run<Event::PREDICT_BATCH_START>();
       engine_.template run<Event::PREDICT_BEFORE_FORWARD>();
-      {
-        PrecisionContext precision(state_.precision, state_.device);
-        state_.outputs = state_.model.forward(state_.batch.inputs);
-      }
+      state_.outputs = forward_in_precision(state_.batch.inputs);
       engine_.template run<Event::PREDICT_AFTER_FORWARD>();
       outputs.push_back(state_.outputs.detach().to(at::kCPU));
       state_.predict_timestamp = state_.predict_timestamp.to_next_batch(state_.batch.inputs.size(0));
@@ -499,14 +496,17 @@ class Trainer {
     return total;
   }
 
+  // The model's forward pass under the state's precision (CUDA autocast for amp_*).
+  at::Tensor forward_in_precision(const at::Tensor& inputs) {
+    PrecisionContext precision(state_.precision, state_.device);
+    return state_.model.forward(inputs);
+  }
+
   // BEFORE_FORWARD … AFTER_BACKWARD on one microbatch; returns its loss times `share`, detached.
   at::Tensor train_microbatch(const Batch& microbatch, double share) {
     state_.batch = to_device(microbatch);
     engine_.template run<Event::BEFORE_FORWARD>();
-    {
-      PrecisionContext precision(state_.precision, state_.device);
-      state_.outputs = state_.model.forward(state_.batch.inputs);
-    }
+    state_.outputs = forward_in_precision(state_.batch.inputs);
     engine_.template run<Event::AFTER_FORWARD>();
     engine_.template run<Event::BEFORE_LOSS>();
     {
@@ -564,10 +564,7 @@ class Trainer {
         state_.batch = to_device(*batch);
         engine_.template run<Event::EVAL_BATCH_START>();
         engine_.template run<Event::EVAL_BEFORE_FORWARD>();
-        {
-          PrecisionContext precision(state_.precision, state_.device);
-          state_.outputs = state_.model.forward(state_.batch.inputs);
-        }
+        state_.outputs = forward_in_precision(state_.batch.inputs);
         engine_.template run<Event::EVAL_AFTER_FORWARD>();
         metrics.update(state_.outputs, state_.batch.targets);
         state_.eval_timestamp = state_.eval_timestamp.to_next_batch(state_.batch.inputs.size(0));
