@@ -19,3 +19,5 @@
 #include <composer/trainer/trainer_options.hpp>
 #include <composer/loggers/loggers.hpp>
 #include <composer/optim/scheduler.hpp>
+#include <composer/algorithms.hpp>
+#include <composer/functional/functional.hpp>

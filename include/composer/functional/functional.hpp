@@ -4,11 +4,17 @@
 /// mixup_batch, cutmix_batch, cutout_batch, colout_batch, smooth_labels, resize_batch,
 /// should_selective_backprop and select_using_loss, plus the helpers that draw or take their random choices.
 
+#include <composer/functional/augment_ops.hpp>
+#include <composer/functional/augmix.hpp>
 #include <composer/functional/colout.hpp>
 #include <composer/functional/common.hpp>
 #include <composer/functional/cutmix.hpp>
 #include <composer/functional/cutout.hpp>
+#include <composer/functional/ema.hpp>
+#include <composer/functional/gradient_clipping.hpp>
 #include <composer/functional/label_smoothing.hpp>
+#include <composer/functional/layer_freezing.hpp>
 #include <composer/functional/mixup.hpp>
+#include <composer/functional/randaugment.hpp>
 #include <composer/functional/resize.hpp>
 #include <composer/functional/selective_backprop.hpp>

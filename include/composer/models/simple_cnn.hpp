@@ -12,6 +12,7 @@
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/pooling.h>
+#include <torch/nn/options/pooling.h>
 #include <torch/nn/pimpl.h>
 
 namespace composer::models {
@@ -26,7 +27,8 @@ struct SimpleCNNOptions {
   double dropout = 0.25;           ///< dropout before the last layer
 };
 
-/// conv3x3-BN-ReLU-maxpool twice (width, 2·width channels), then linear-ReLU-dropout-linear: the "2 conv +
+/// conv3x3-BN-ReLU-maxpool twice (width, 2·width channels), an adaptive average pool to the design size (an
+/// identity for image_size inputs, so that smaller images also fit), then linear-ReLU-dropout-linear: the "2 conv +
 /// pooling + BN" network of the Fashion-MNIST benchmark table. Composer counterpart: the small CNN of
 /// `composer.models.mnist_model`, with batch normalisation.
 class SimpleCNNImpl : public torch::nn::Module {
@@ -40,7 +42,9 @@ class SimpleCNNImpl : public torch::nn::Module {
         "features",
         Sequential(Conv2d(Conv2dOptions(options.in_channels, w, 3).padding(1).bias(false)), BatchNorm2d(w), ReLU(),
                    MaxPool2d(2), Conv2d(Conv2dOptions(w, 2 * w, 3).padding(1).bias(false)), BatchNorm2d(2 * w),
-                   ReLU(), MaxPool2d(2)));
+                   ReLU(), MaxPool2d(2),
+                   // identity at the design size; lets smaller images (progressive resizing) reach the classifier
+                   AdaptiveAvgPool2d(AdaptiveAvgPool2dOptions({side, side}))));
     classifier = register_module(
         "classifier", Sequential(Flatten(), Linear(2 * w * side * side, options.hidden), ReLU(),
                                  Dropout(options.dropout), Linear(options.hidden, options.num_classes)));

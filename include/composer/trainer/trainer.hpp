@@ -384,6 +384,9 @@ class Trainer {
     loader.start_epoch(epoch, resume_at);
     const Time max_duration = *state_.max_duration();
     while (true) {
+      // A batch's time runs from the data loader call to the end of the optimizer step, so that work done by
+      // methods at AFTER_DATALOADER (resizing, selecting, mixing) counts as training time.
+      const auto started = std::chrono::steady_clock::now();
       engine_.template run<Event::BEFORE_DATALOADER>();
       std::optional<Batch> batch = loader.next();
       if (!batch) {
@@ -396,7 +399,6 @@ class Trainer {
       state_.batch = std::move(*batch);
       engine_.template run<Event::AFTER_DATALOADER>();
       engine_.template run<Event::BATCH_START>();
-      const auto started = std::chrono::steady_clock::now();
       apply_schedulers();
       const double loss = train_batch();
       const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
@@ -446,9 +448,13 @@ class Trainer {
     double loss = 0.0;
     if (state_.optimizers.size() == 1 && !scaler_.enabled()) {
       // The closure path (Composer's default): the optimizer decides how often to evaluate the loss.
+      // An optimizer may call the closure more than once (SAM); the logged loss is the first call's, as in
+      // Composer.
+      bool first_call = true;
       state_.optimizers.front()->step([&]() -> at::Tensor {
         at::Tensor total = train_microbatches();
-        loss = last_loss_;
+        if (first_call) loss = last_loss_;
+        first_call = false;
         return total;
       });
       return loss;
@@ -576,6 +582,7 @@ class Trainer {
     state_.eval_metric_values["eval"] = values;
     Metrics logged;
     for (const auto& [name, value] : values) logged["metrics/eval/" + name] = value;
+    logged["time/train_seconds"] = state_.timestamp.total_wct().count();
     engine_.logger().log_metrics(logged);
     engine_.template run<Event::EVAL_END>();
     last_eval_batch_ = state_.timestamp.batch().count();
