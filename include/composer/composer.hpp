@@ -18,6 +18,6 @@
 #include <composer/trainer/trainer.hpp>
 #include <composer/trainer/trainer_options.hpp>
 #include <composer/loggers/loggers.hpp>
-#include <composer/optim/scheduler.hpp>
+#include <composer/optim/schedulers.hpp>
 #include <composer/algorithms.hpp>
 #include <composer/functional/functional.hpp>

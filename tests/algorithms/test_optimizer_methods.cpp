@@ -689,6 +689,41 @@ TEST_CASE("LayerFreezing: frozen layers leave the optimizer and get no further u
   CHECK(trainer.get<alg::LayerFreezing>().last_result().layers_frozen == 2);
 }
 
+TEST_CASE("LayerFreezing: a run that froze layers resumes from a checkpoint bit-identically") {
+  const fs::path dir = fs::temp_directory_path() / "composer_layer_freezing_resume";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto make_net = [](std::uint64_t seed) {
+    torch::manual_seed(seed);
+    return torch::nn::Sequential(torch::nn::Linear(4, 8), torch::nn::ReLU(), torch::nn::Linear(8, 8),
+                                 torch::nn::ReLU(), torch::nn::Linear(8, 3));
+  };
+  auto options = [&dir](torch::nn::Module& net, const std::string& load_path) {
+    return composer::TrainerOptions{.train_dataloader = make_loader(8, 4, true, 3), .max_duration = Time("4ep"),
+                                    .optimizers = {sgd(net, 0.3, 0.9)}, .save_folder = load_path.empty() ? dir.string() : "",
+                                    .save_interval = Time("1ep"), .load_path = load_path, .seed = 5,
+                                    .progress_bar = false};
+  };
+  // the reference run saves a checkpoint every epoch; the one after epoch 2 has one layer frozen
+  auto reference_net = make_net(2);
+  composer::Trainer<alg::LayerFreezing> reference(reference_net, options(*reference_net, ""), alg::LayerFreezing(0.0));
+  reference.fit();
+  REQUIRE(reference.get<alg::LayerFreezing>().last_result().layers_frozen == 2);
+
+  auto resumed_net = make_net(77);
+  composer::Trainer<alg::LayerFreezing> resumed(resumed_net, options(*resumed_net, (dir / "ep2-ba4-rank0.pt").string()),
+                                                alg::LayerFreezing(0.0));
+  CHECK(resumed.state().timestamp.epoch().count() == 2);
+  CHECK(resumed.get<alg::LayerFreezing>().last_result().layers_frozen == 1);
+  CHECK(resumed.state().optimizers.front()->param_groups().front().params().size() == 4);
+  CHECK_FALSE(resumed_net[0]->as<torch::nn::Linear>()->weight.requires_grad());
+  resumed.fit();
+  const auto a = reference_net->parameters();
+  const auto b = resumed_net->parameters();
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) CHECK(torch::equal(a[i], b[i]));
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // SWA
 

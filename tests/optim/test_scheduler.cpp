@@ -3,7 +3,7 @@
 #include <torch/torch.h>
 
 #include <composer/data/tensor_loader.hpp>
-#include <composer/optim/scheduler.hpp>
+#include <composer/optim/schedulers.hpp>
 #include <composer/trainer/trainer.hpp>
 
 #include <doctest/doctest.h>
@@ -104,8 +104,8 @@ TEST_CASE("warm-up schedules refuse mismatched units and a t_max shorter than tr
   CHECK_THROWS_WITH_AS(optim::CosineAnnealingWithWarmupScheduler{Time("100sp")}(state_at(10)),
                        doctest::Contains("must use the same unit"), std::invalid_argument);
   CHECK_THROWS_WITH_AS((optim::LinearWithWarmupScheduler{Time("10ba"), 1.0, 0.0, Time("500ba")}(state_at(10))),
-                       doctest::Contains("must be at least max_duration"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(optim::StepScheduler{Time("0ba")}(state_at(10)), doctest::Contains("must be positive"),
+                       doctest::Contains("must be greater than or equal to max_duration"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(optim::StepScheduler{Time("0ba")}(state_at(10)), doctest::Contains("must not be zero"),
                        std::invalid_argument);
 }
 

@@ -5,6 +5,9 @@
 
 #include <stdexcept>
 
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
 #include <composer/core/event.hpp>
 #include <composer/core/logger.hpp>
 #include <composer/core/state.hpp>
@@ -24,8 +27,9 @@ struct LayerFreezingOptions {
 /// int(F · (L − 1)) of the model's L leaf layers, F = freeze_level · (d − freeze_start) / (1 − freeze_start)
 /// once d > freeze_start (see `functional::freeze_layers`): their parameters leave the optimizers' groups
 /// and stop requiring gradients. Frozen layers are never unfrozen. Logs `layer_freezing/layers_frozen` and
-/// `layer_freezing/percentage_frozen` (F). Stateless; as in Composer, a run that froze layers cannot be
-/// resumed from a checkpoint into a fresh trainer (the optimizer groups no longer match).
+/// `layer_freezing/percentage_frozen` (F). Its checkpoint state is the elapsed fraction at which it last froze:
+/// loading re-freezes the same layers before the optimizers are restored, so a run that froze layers resumes
+/// exactly (Composer cannot resume such a run: its optimizer groups no longer match).
 /// Composer counterpart: `composer.algorithms.LayerFreezing(freeze_start=0.5, freeze_level=1.0)`.
 class LayerFreezing {
  public:
@@ -59,14 +63,30 @@ class LayerFreezing {
     if (!elapsed) throw std::logic_error("composer: LayerFreezing needs the state's max_duration");
     last_ = functional::freeze_layers(state.model.module(), state.optimizers, elapsed->value(), options_.freeze_start,
                                       options_.freeze_level);
+    applied_at_ = elapsed->value();
     if (logger.has_metrics_destination())
       logger.log_metrics({{"layer_freezing/layers_frozen", static_cast<double>(last_.layers_frozen)},
                           {"layer_freezing/percentage_frozen", last_.fraction}});
   }
 
+  /// Saves the elapsed fraction at which layers were last frozen (−1: never).
+  void save_state(torch::serialize::OutputArchive& archive) const {
+    archive.write("applied_at", at::tensor(std::vector<double>{applied_at_}, at::TensorOptions().dtype(at::kDouble)));
+  }
+  /// Re-freezes the layers frozen when the checkpoint was saved (called before the optimizers are restored).
+  void load_state(torch::serialize::InputArchive& archive, State& state) {
+    at::Tensor applied_at;
+    archive.read("applied_at", applied_at);
+    applied_at_ = applied_at.item<double>();
+    if (applied_at_ >= 0)
+      last_ = functional::freeze_layers(state.model.module(), state.optimizers, applied_at_, options_.freeze_start,
+                                        options_.freeze_level);
+  }
+
  private:
   LayerFreezingOptions options_;
   functional::FreezeResult last_;
+  double applied_at_ = -1.0;
 };
 
 }  // namespace composer::algorithms

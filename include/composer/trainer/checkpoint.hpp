@@ -41,6 +41,13 @@ concept saves_state = requires(const P& p, torch::serialize::OutputArchive& arch
 template <class P>
 concept loads_state = requires(P& p, torch::serialize::InputArchive& archive) { p.load_state(archive); };
 
+/// True when a policy restores its state with `void load_state(torch::serialize::InputArchive&, State&)`:
+/// such policies are restored before the optimizers, so that they can first bring the model and optimizers
+/// back to the shape the checkpoint was saved with (LayerFreezing re-freezes its layers).
+template <class P>
+concept loads_state_into_state =
+    requires(P& p, torch::serialize::InputArchive& archive, State& state) { p.load_state(archive, state); };
+
 namespace detail {
 /// The type's name as the compiler spells it, e.g. `MixUp` or `composer::algorithms::EMA`.
 template <class T>
@@ -65,6 +72,17 @@ std::string policy_name() {
 }
 
 namespace checkpoint {
+
+/// Selects the policies restored with the State, before the optimizers (`loads_state_into_state`).
+struct restored_with_state {
+  template <class P>
+  static constexpr bool value = loads_state_into_state<P>;
+};
+/// Selects the policies restored on their own, after the optimizers (`loads_state` only).
+struct restored_alone {
+  template <class P>
+  static constexpr bool value = loads_state<P> && !loads_state_into_state<P>;
+};
 
 /// Format version written into every checkpoint.
 inline constexpr std::int64_t format_version = 1;

@@ -216,24 +216,32 @@ class Trainer {
       for (std::size_t i = 0; i < state_.optimizers.size(); ++i)
         checkpoint::restore_optimizer(*state_.optimizers[i], snapshots[i]);
     };
+    auto restore_policies = [&](auto restores_now) {
+      std::size_t index = 0;
+      engine_.for_each_policy([&](auto& policy) {
+        using P = std::remove_cvref_t<decltype(policy)>;
+        if constexpr (std::remove_cvref_t<decltype(restores_now)>::template value<P>) {
+          torch::serialize::InputArchive sub;
+          if (!archive.try_read("policies/" + std::to_string(index), sub))
+            throw CheckpointError("composer: checkpoint '" + where + "' has no state for policy " + policy_name<P>());
+          if constexpr (loads_state_into_state<P>)
+            policy.load_state(sub, state_);
+          else
+            policy.load_state(sub);
+        }
+        ++index;
+      });
+    };
     try {
+      // Policies that reshape the model or optimizers go first, so the optimizers' state fits again.
+      restore_policies(checkpoint::restored_with_state{});
       for (std::size_t i = 0; i < state_.optimizers.size(); ++i) {
         torch::serialize::InputArchive sub;
         if (!archive.try_read("optimizers/" + std::to_string(i), sub))
           throw CheckpointError("composer: checkpoint '" + where + "' has no state for optimizer " + std::to_string(i));
         state_.optimizers[i]->load(sub);
       }
-      std::size_t index = 0;
-      engine_.for_each_policy([&](auto& policy) {
-        using P = std::remove_cvref_t<decltype(policy)>;
-        if constexpr (loads_state<P>) {
-          torch::serialize::InputArchive sub;
-          if (!archive.try_read("policies/" + std::to_string(index), sub))
-            throw CheckpointError("composer: checkpoint '" + where + "' has no state for policy " + policy_name<P>());
-          policy.load_state(sub);
-        }
-        ++index;
-      });
+      restore_policies(checkpoint::restored_alone{});
       checkpoint::load_module(archive, state_.model.module(), where);
     } catch (const CheckpointError&) {
       roll_back();
