@@ -15,6 +15,8 @@
 // After LibTorch: some LibTorch builds log through glog, whose CHECK macros must not shadow doctest's.
 #include <doctest/doctest.h>
 
+#include "../support/error_messages.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -65,18 +67,7 @@ void check_levels(const torch::Tensor& result, const std::vector<double>& levels
   }
 }
 
-// Runs `f` and returns the message of the std::invalid_argument it throws (or a marker when it does not).
-template <class F>
-std::string invalid_argument_message(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("<other exception> ") + e.what();
-  }
-  return "<no exception>";
-}
+using composer_test::invalid_argument_message;
 
 // Asserts that `f` throws std::invalid_argument with a message that starts with "composer: " and contains `part`.
 template <class F>

@@ -7,6 +7,8 @@
 // After LibTorch: some LibTorch builds log through glog, whose CHECK macros must not shadow doctest's.
 #include <doctest/doctest.h>
 
+#include "../support/error_messages.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -19,18 +21,7 @@ namespace cf = composer::functional;
 
 namespace {
 
-// Runs `f` and returns the message of the std::invalid_argument it throws (or a marker when it does not).
-template <class F>
-std::string invalid_argument_message(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("<other exception> ") + e.what();
-  }
-  return "<no exception>";
-}
+using composer_test::invalid_argument_message;
 
 // Asserts that `f` throws std::invalid_argument whose message starts with "composer: " and contains every part.
 template <class F>
