@@ -158,6 +158,7 @@ TEST_CASE("max_duration in epochs, batches and samples stops exactly where Compo
                                       .progress_bar = false});
     trainer.fit();
     const auto& t = trainer.state().timestamp;
+    CHECK(trainer.state().train_batch_size == 4);
     CHECK(t.epoch().count() == c.epoch);
     CHECK(t.batch().count() == c.batch);
     CHECK(t.sample().count() == c.sample);

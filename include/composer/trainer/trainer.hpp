@@ -404,6 +404,7 @@ class Trainer {
       }
       check_batch(*batch, "training");
       const std::int64_t samples = batch->inputs.size(0);
+      if (!state_.train_batch_size) state_.train_batch_size = samples;  // the loader's batch size, from its first batch
       state_.batch = std::move(*batch);
       engine_.template run<Event::AFTER_DATALOADER>();
       engine_.template run<Event::BATCH_START>();
