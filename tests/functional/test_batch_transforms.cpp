@@ -23,17 +23,7 @@ namespace {
 
 using composer_test::invalid_argument_message;
 
-// Asserts that `f` throws std::invalid_argument whose message starts with "composer: " and contains every part.
-template <class F>
-void check_bad_argument(F&& f, const std::vector<std::string>& parts) {
-  const std::string message = invalid_argument_message(std::forward<F>(f));
-  CAPTURE(message);
-  CHECK(message.rfind("composer: ", 0) == 0);
-  for (const std::string& part : parts) {
-    CAPTURE(part);
-    CHECK(message.find(part) != std::string::npos);
-  }
-}
+using composer_test::check_bad_argument;
 
 torch::Tensor long_tensor(const std::vector<int64_t>& values) {
   return torch::tensor(values, torch::TensorOptions().dtype(torch::kLong));

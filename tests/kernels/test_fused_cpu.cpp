@@ -9,6 +9,8 @@
 // After LibTorch: some LibTorch builds log through glog, whose CHECK macros must not shadow doctest's.
 #include <doctest/doctest.h>
 
+#include "../support/error_messages.hpp"
+
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -21,29 +23,8 @@ namespace ck = composer::kernels;
 namespace st = composer::kernels::stage;
 
 namespace {
-
-template <class F>
-std::string invalid_argument_message(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("<other exception> ") + e.what();
-  }
-  return "<no exception>";
-}
-
-template <class F>
-void check_bad_argument(F&& f, const std::vector<std::string>& parts) {
-  const std::string message = invalid_argument_message(std::forward<F>(f));
-  CAPTURE(message);
-  CHECK(message.rfind("composer: ", 0) == 0);
-  for (const std::string& part : parts) {
-    CAPTURE(part);
-    CHECK(message.find(part) != std::string::npos);
-  }
-}
+using composer_test::check_bad_argument;
+using composer_test::invalid_argument_message;
 
 struct Shape {
   int64_t n, c, h, w;
