@@ -57,6 +57,7 @@
 /// kernel itself runs on at::parallel_for's threads).
 
 #include <composer/functional/common.hpp>
+#include <composer/kernels/batch_stages.hpp>
 #include <composer/functional/cutout.hpp>
 #include <composer/functional/mixup.hpp>
 
@@ -97,84 +98,16 @@ inline constexpr int64_t kBlock = 4 * kLanes;
 inline constexpr int64_t kStep = kUseAtenVec ? kLanes : kBlock;
 }  // namespace detail
 
-/// The stages a FusedBatchTransform can hold. Each is a small parameter struct with a rank `order` (the
-/// position of the stage in the fixed sequence MixUp → CutOut → Normalize; LabelSmoothing acts on targets only)
-/// and the per-element function the kernel applies. Set the parameters before each call, e.g.
-/// `t.get<stage::MixUp>() = stage::MixUp::sample(n)`.
-namespace stage {
-
-/// MixUp: v ← (1 − m)·v + m·v[π(n)], targets mixed with the same m and π.
-/// Composer counterpart: `composer.functional.mixup_batch(..., mixing=m, indices=π)`.
-struct MixUp {
-  static constexpr int order = 0;
-  double mixing = 0.0;  ///< m ∈ [0, 1], the weight of the permuted partner (Composer's convention, m ≤ 0.5 when drawn)
-  at::Tensor indices;   ///< π, a 1-D integer CPU tensor with N entries in [0, N)
-
-  /// Per-element function: keep·self + take·partner with keep = 1 − m, take = m (one lane or a vector of lanes).
-  static float apply(float self, float partner, float keep, float take) {
-    return std::fma(self, keep, partner * take);
-  }
-  static detail::Vec apply(const detail::Vec& self, const detail::Vec& partner, const detail::Vec& keep,
-                           const detail::Vec& take) {
-    return at::vec::fmadd(self, keep, partner * take);
-  }
-
-  /// Draws m and π as Composer's MixUp does (the coefficient first, then the permutation) from the global torch
-  /// generator: m = min(λ, 1 − λ), λ ~ Beta(α, α); π = randperm(n).
-  [[nodiscard]] static MixUp sample(int64_t n, double alpha = 0.2) {
-    MixUp s;
-    s.mixing = functional::sample_mixup_coef(alpha);
-    s.indices = functional::random_permutation(n);
-    return s;
-  }
-};
-
-/// CutOut: v ← 0 inside any hole, the same holes for the whole batch.
-/// Composer counterpart: `composer.functional.cutout_batch` (explicit-holes form: functional::cutout_batch(x, holes)).
-struct CutOut {
-  static constexpr int order = 1;
-  std::vector<functional::CutoutHole> holes;  ///< half-open [y1, y2) × [x1, x2), each inside the image
-
-  /// Per-element predicate: whether pixel (h, w) is cut (the kernel applies it per row segment).
-  [[nodiscard]] bool covers(int64_t h, int64_t w) const {
-    for (const auto& hole : holes) {
-      if (hole.y1 <= h && h < hole.y2 && hole.x1 <= w && w < hole.x2) return true;
-    }
-    return false;
-  }
-
-  /// Draws holes as functional::cutout_batch(x, num_holes, length, uniform_sampling) does.
-  [[nodiscard]] static CutOut sample(int64_t height, int64_t width, int64_t num_holes = 1, double length = 0.5,
-                                     bool uniform_sampling = false) {
-    CutOut s;
-    s.holes = functional::sample_cutout_holes(height, width, num_holes,
-                                              functional::cutout_length_pixels(height, width, length),
-                                              uniform_sampling);
-    return s;
-  }
-};
-
-/// Per-channel normalisation: out = (v − mean[c]) / stddev[c], applied after MixUp and CutOut.
-struct Normalize {
-  static constexpr int order = 2;
-  std::vector<double> mean;  ///< C entries
-  std::vector<double> stddev;  ///< C entries, finite and non-zero
-
-  /// Per-element function: (v − mean)·inv_std (one lane or a vector of lanes).
-  static float apply(float v, float mean_v, float inv_std_v) { return (v - mean_v) * inv_std_v; }
-  static detail::Vec apply(const detail::Vec& v, const detail::Vec& mean_v, const detail::Vec& inv_std_v) {
-    return (v - mean_v) * inv_std_v;
-  }
-};
-
-/// Label smoothing of the dense targets: smooth(t) = (1 − s)·t + s/K. Acts on targets only.
-/// Composer counterpart: `composer.functional.smooth_labels(logits, target, smoothing)`.
-struct LabelSmoothing {
-  static constexpr int order = 3;
-  double smoothing = 0.1;  ///< s ∈ [0, 1]
-};
-
-}  // namespace stage
+namespace detail {
+/// MixUp's per-element function: keep·self + take·partner with keep = 1 − m, take = m (one lane or a vector).
+inline float mix_apply(float self, float partner, float keep, float take) { return std::fma(self, keep, partner * take); }
+inline Vec mix_apply(const Vec& self, const Vec& partner, const Vec& keep, const Vec& take) {
+  return at::vec::fmadd(self, keep, partner * take);
+}
+/// Normalize's per-element function: (v − mean)·inv_std (one lane or a vector of lanes).
+inline float normalize_apply(float v, float mean_v, float inv_std_v) { return (v - mean_v) * inv_std_v; }
+inline Vec normalize_apply(const Vec& v, const Vec& mean_v, const Vec& inv_std_v) { return (v - mean_v) * inv_std_v; }
+}  // namespace detail
 
 /// The fused result: the transformed images and the dense targets (both alias the transform's buffers).
 struct FusedBatchOutput {
@@ -292,15 +225,15 @@ inline void span_step(const In* __restrict a, const In* __restrict b, Out* __res
     const int64_t lanes = kFull ? kBlock : count;
     for (int64_t j = 0; j < lanes; ++j) {
       float v = lane_to_float(a[j]);
-      if constexpr (kMix) v = stage::MixUp::apply(v, lane_to_float(b[j]), keep, take);
-      if constexpr (kNorm) v = stage::Normalize::apply(v, mean[j], inv_std[j]);
+      if constexpr (kMix) v = detail::mix_apply(v, lane_to_float(b[j]), keep, take);
+      if constexpr (kNorm) v = detail::normalize_apply(v, mean[j], inv_std[j]);
       o[j] = to_out<Out>(v);
     }
   } else {
     Vec v = load_lanes<kFull>(a, count);
-    if constexpr (kMix) v = stage::MixUp::apply(v, load_lanes<kFull>(b, count), Vec(keep), Vec(take));
+    if constexpr (kMix) v = detail::mix_apply(v, load_lanes<kFull>(b, count), Vec(keep), Vec(take));
     if constexpr (kNorm) {
-      v = stage::Normalize::apply(v, load_lanes<kFull>(mean, count), load_lanes<kFull>(inv_std, count));
+      v = detail::normalize_apply(v, load_lanes<kFull>(mean, count), load_lanes<kFull>(inv_std, count));
     }
     store_lanes<kFull>(v, o, count);
   }
@@ -324,7 +257,7 @@ template <class Out, bool kNorm>
 inline void fill_span(Out* o, const float* mean, const float* inv_std, int64_t len) {
   if constexpr (!kUseAtenVec) {
     for (int64_t j = 0; j < len; ++j) {
-      o[j] = to_out<Out>(kNorm ? stage::Normalize::apply(0.0f, mean[j], inv_std[j]) : 0.0f);
+      o[j] = to_out<Out>(kNorm ? detail::normalize_apply(0.0f, mean[j], inv_std[j]) : 0.0f);
     }
     return;
   }
@@ -332,13 +265,13 @@ inline void fill_span(Out* o, const float* mean, const float* inv_std, int64_t l
   const Vec zero(0.0f);
   for (; i + kLanes <= len; i += kLanes) {
     Vec v = zero;
-    if constexpr (kNorm) v = stage::Normalize::apply(v, Vec::loadu(mean + i), Vec::loadu(inv_std + i));
+    if constexpr (kNorm) v = detail::normalize_apply(v, Vec::loadu(mean + i), Vec::loadu(inv_std + i));
     store_lanes<true>(v, o + i, kLanes);
   }
   if (i < len) {
     Vec v = zero;
     if constexpr (kNorm) {
-      v = stage::Normalize::apply(v, Vec::loadu(mean + i, len - i), Vec::loadu(inv_std + i, len - i));
+      v = detail::normalize_apply(v, Vec::loadu(mean + i, len - i), Vec::loadu(inv_std + i, len - i));
     }
     store_lanes<false>(v, o + i, len - i);
   }
