@@ -21,3 +21,6 @@
 #include <composer/optim/schedulers.hpp>
 #include <composer/algorithms.hpp>
 #include <composer/functional/functional.hpp>
+#include <composer/models/resnet.hpp>
+#include <composer/models/simple_cnn.hpp>
+#include <composer/surgery/surgery.hpp>
