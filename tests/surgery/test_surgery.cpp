@@ -1,0 +1,3 @@
+// Filled in with this file's tests.
+#include <torch/torch.h>
+#include <doctest/doctest.h>
