@@ -11,6 +11,7 @@
 #include <composer/algorithms/label_smoothing.hpp>
 #include <composer/algorithms/layer_freezing.hpp>
 #include <composer/algorithms/mixup.hpp>
+#include <composer/algorithms/normalize_inputs.hpp>
 #include <composer/algorithms/progressive_resizing.hpp>
 #include <composer/algorithms/randaugment.hpp>
 #include <composer/algorithms/sam.hpp>

@@ -13,6 +13,7 @@
 #include <composer/core/event.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/cutmix.hpp>
+#include <composer/kernels/batch_stages.hpp>
 
 namespace composer::algorithms {
 
@@ -40,6 +41,10 @@ class CutMix {
   static constexpr EventSet events{Event::BEFORE_FORWARD, Event::BEFORE_LOSS, Event::BEFORE_BACKWARD};
   /// The name under which checkpoints record this policy.
   static constexpr const char* name = "CutMix";
+  /// The fused-transform stage that does this policy's work on the inputs (see `Trainer`).
+  using fused_stage = kernels::stage::CutMix;
+  /// The event whose input transform the fused stage replaces.
+  static constexpr Event fused_event = Event::BEFORE_FORWARD;
 
   /// CutMix with Composer's defaults (α = 1, targets mixed, the paper's box sampling).
   CutMix() : CutMix(CutMixOptions{}) {}
@@ -73,10 +78,27 @@ class CutMix {
   const at::Tensor& permuted_target() const noexcept { return permuted_target_; }
 
   /// Runs on `BEFORE_FORWARD` always, on `BEFORE_LOSS` without `interpolate_loss` and on `BEFORE_BACKWARD` with it.
-  bool match(Event event, const State&) const noexcept {
+  /// (`BEFORE_FORWARD` is skipped for a batch whose inputs the fused pass already pasted.)
+  bool match(Event event, const State& state) const noexcept {
     if (event == Event::BEFORE_LOSS) return !options_.interpolate_loss;
     if (event == Event::BEFORE_BACKWARD) return options_.interpolate_loss;
-    return event == Event::BEFORE_FORWARD;
+    return event == Event::BEFORE_FORWARD && fused_batch_ != state.timestamp.batch().count();
+  }
+
+  /// Draws π, λ and the box for the fused pass exactly as `BEFORE_FORWARD` would, records y[π] and the area
+  /// for the targets and marks the batch so that `BEFORE_FORWARD` leaves the (already pasted) inputs alone.
+  kernels::stage::CutMix draw_fused_stage(State& state) {
+    const at::Tensor& input = state.batch.inputs;
+    functional::detail::check_image_batch(input, "CutMix");
+    functional::detail::check_same_batch(input, state.batch.targets, "CutMix");
+    indices_ = functional::random_permutation(input.size(0));
+    cutmix_lambda_ = functional::sample_cutmix_coef(options_.alpha);
+    bbox_ = functional::cutmix_rand_bbox(input.size(2), input.size(3), cutmix_lambda_, std::nullopt, std::nullopt,
+                                         options_.uniform_sampling);
+    adjusted_lambda_ = functional::cutmix_area(input.size(2), input.size(3), bbox_);
+    permuted_target_ = state.batch.targets.index_select(0, indices_.to(state.batch.targets.device()));
+    fused_batch_ = state.timestamp.batch().count();
+    return kernels::stage::CutMix{bbox_, indices_};
   }
 
   /// Pastes the boxes (`BEFORE_FORWARD`), mixes the targets (`BEFORE_LOSS`) or the loss (`BEFORE_BACKWARD`).
@@ -130,6 +152,7 @@ class CutMix {
   functional::BBox bbox_{0, 0, 0, 0};
   double adjusted_lambda_ = 0.0;
   at::Tensor permuted_target_;
+  std::int64_t fused_batch_ = -1;
 };
 
 }  // namespace composer::algorithms

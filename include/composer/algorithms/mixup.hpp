@@ -12,6 +12,7 @@
 #include <composer/core/event.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/mixup.hpp>
+#include <composer/kernels/batch_stages.hpp>
 
 namespace composer::algorithms {
 
@@ -35,6 +36,10 @@ class MixUp {
   static constexpr EventSet events{Event::BEFORE_FORWARD, Event::BEFORE_LOSS, Event::BEFORE_BACKWARD};
   /// The name under which checkpoints record this policy.
   static constexpr const char* name = "MixUp";
+  /// The fused-transform stage that does this policy's work on the inputs (see `Trainer`).
+  using fused_stage = kernels::stage::MixUp;
+  /// The event whose input transform the fused stage replaces.
+  static constexpr Event fused_event = Event::BEFORE_FORWARD;
 
   /// MixUp with Composer's defaults (α = 0.2, targets mixed).
   MixUp() : MixUp(MixUpOptions{}) {}
@@ -68,10 +73,23 @@ class MixUp {
   const at::Tensor& permuted_target() const noexcept { return permuted_target_; }
 
   /// Runs on `BEFORE_FORWARD` always, on `BEFORE_LOSS` without `interpolate_loss` and on `BEFORE_BACKWARD` with it.
-  bool match(Event event, const State&) const noexcept {
+  /// `BEFORE_FORWARD` is skipped for a batch whose inputs the fused pass already mixed.
+  bool match(Event event, const State& state) const noexcept {
     if (event == Event::BEFORE_LOSS) return !options_.interpolate_loss;
     if (event == Event::BEFORE_BACKWARD) return options_.interpolate_loss;
-    return event == Event::BEFORE_FORWARD;
+    return event == Event::BEFORE_FORWARD && fused_batch_ != state.timestamp.batch().count();
+  }
+
+  /// Draws m and π for the fused pass, exactly as `BEFORE_FORWARD` would, records y[π] for the targets and marks
+  /// the batch so that `BEFORE_FORWARD` leaves the (already mixed) inputs alone.
+  kernels::stage::MixUp draw_fused_stage(State& state) {
+    const at::Tensor& input = state.batch.inputs;
+    mixing_ = functional::sample_mixup_coef(options_.alpha);
+    indices_ = functional::random_permutation(input.size(0));
+    functional::detail::check_same_batch(input, state.batch.targets, "MixUp");
+    permuted_target_ = state.batch.targets.index_select(0, indices_.to(state.batch.targets.device()));
+    fused_batch_ = state.timestamp.batch().count();
+    return kernels::stage::MixUp{mixing_, indices_};
   }
 
   /// Mixes the inputs (`BEFORE_FORWARD`), the targets (`BEFORE_LOSS`) or the loss (`BEFORE_BACKWARD`).
@@ -99,6 +117,7 @@ class MixUp {
   double mixing_ = 0.0;
   at::Tensor indices_;
   at::Tensor permuted_target_;
+  std::int64_t fused_batch_ = -1;
 };
 
 }  // namespace composer::algorithms

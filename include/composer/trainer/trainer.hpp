@@ -28,6 +28,7 @@
 #include <composer/loggers/progress_bar.hpp>
 #include <composer/metrics/classification.hpp>
 #include <composer/trainer/checkpoint.hpp>
+#include <composer/trainer/fused_inputs.hpp>
 #include <composer/trainer/precision_context.hpp>
 #include <composer/trainer/trainer_options.hpp>
 
@@ -276,6 +277,11 @@ class Trainer {
   P& get() noexcept {
     return engine_.template get<P>();
   }
+  /// Whether `Trainer<Policies...>`'s input transforms fuse into one pass (decided at compile time; see
+  /// `trainer/fused_inputs.hpp`).
+  static constexpr bool fuses_batch_transforms = FusedInputPlan<engine_type>::enabled;
+  /// Training batches whose inputs went through the fused pass so far (the others ran the eager transforms).
+  std::int64_t fused_batches() const noexcept { return fused_inputs_.fused_batches(); }
   /// The checkpoints written to `save_folder` so far, oldest first.
   const std::vector<std::filesystem::path>& saved_checkpoints() const noexcept { return saved_checkpoints_; }
 
@@ -406,6 +412,8 @@ class Trainer {
       const std::int64_t samples = batch->inputs.size(0);
       if (!state_.train_batch_size) state_.train_batch_size = samples;  // the loader's batch size, from its first batch
       state_.batch = std::move(*batch);
+      // The fusable input transforms in one pass; the policies then skip their eager transforms for this batch.
+      if (options_.fuse_batch_transforms && fused_inputs_.applicable(state_)) fused_inputs_.run(engine_, state_);
       engine_.template run<Event::AFTER_DATALOADER>();
       engine_.template run<Event::BATCH_START>();
       apply_schedulers();
@@ -634,6 +642,7 @@ class Trainer {
   TrainerOptions options_;
   State state_;
   engine_type engine_;
+  FusedInputRunner<engine_type> fused_inputs_;
   std::vector<double> base_learning_rates_;
   LossScaler scaler_;
   double last_loss_ = 0.0;

@@ -1,0 +1,200 @@
+// Trainer<Algs...>: the input transforms fuse exactly when the composition allows, and the fused path feeds the
+// model the same batches as the eager one.
+#include <torch/torch.h>
+
+#include <composer/algorithms.hpp>
+#include <composer/data/tensor_loader.hpp>
+#include <composer/trainer/trainer.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <vector>
+
+using composer::Event;
+using composer::Time;
+namespace alg = composer::algorithms;
+
+namespace fused_trainer_test {
+
+// Reads the inputs just before the forward pass and the targets just before the loss: the batch the model sees.
+struct BatchTap {
+  static constexpr composer::Role role = composer::Role::callback;
+  static constexpr composer::EventSet events{Event::AFTER_FORWARD, Event::AFTER_LOSS};
+  std::vector<at::Tensor> inputs, targets;
+  void apply(Event e, composer::State& state) {
+    if (e == Event::AFTER_FORWARD)
+      inputs.push_back(state.batch.inputs.to(at::kFloat).clone());
+    else
+      targets.push_back(state.batch.targets.clone());
+  }
+};
+
+// An algorithm acting between the loader and the forward pass that cannot join the fused pass.
+struct Opaque {
+  static constexpr composer::EventSet events{Event::BATCH_START};
+  void apply(Event, composer::State&) {}
+};
+// The same, but it declares that it leaves the inputs alone.
+struct Harmless {
+  static constexpr composer::EventSet events{Event::BATCH_START};
+  static constexpr bool touches_inputs = false;
+  void apply(Event, composer::State&) {}
+};
+
+// A tiny convolutional classifier for [N, 3, H, W] inputs.
+struct NetImpl : torch::nn::Module {
+  NetImpl() {
+    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 4, 3).padding(1)));
+    fc = register_module("fc", torch::nn::Linear(4, 5));
+  }
+  at::Tensor forward(const at::Tensor& x) { return fc->forward(at::relu(conv->forward(x.to(at::kFloat))).mean({2, 3})); }
+  torch::nn::Conv2d conv{nullptr};
+  torch::nn::Linear fc{nullptr};
+};
+TORCH_MODULE(Net);
+
+composer::data::TensorLoader image_loader(at::ScalarType dtype, bool channels_last, std::int64_t n = 24,
+                                          std::int64_t h = 9, std::int64_t w = 11) {
+  torch::manual_seed(99);
+  at::Tensor x = dtype == at::kByte ? torch::randint(0, 256, {n, 3, h, w}).to(at::kByte) : torch::rand({n, 3, h, w});
+  if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+  auto y = torch::randint(0, 5, {n});
+  return composer::data::TensorLoader(x, y, composer::data::TensorLoaderOptions{8, true, false, 3});
+}
+
+template <class... Algs>
+using engine_of = typename composer::Trainer<Algs...>::engine_type;
+
+// Trains 2 epochs of 3 batches with and without fusion; returns the two taps and the fused batch count.
+template <class... Algs>
+struct Run {
+  BatchTap tap;
+  std::int64_t fused = 0;
+  at::Tensor weight;
+};
+
+template <class... Algs>
+Run<Algs...> train(bool fuse, composer::data::TensorLoader loader, Algs... algs) {
+  torch::manual_seed(5);
+  Net net;
+  auto opt = std::make_shared<torch::optim::SGD>(net->parameters(), torch::optim::SGDOptions(0.05));
+  composer::Trainer<Algs..., BatchTap> trainer(net, {.train_dataloader = std::move(loader),
+                                                     .max_duration = Time("2ep"),
+                                                     .optimizers = {opt},
+                                                     .seed = 11,
+                                                     .fuse_batch_transforms = fuse,
+                                                     .progress_bar = false},
+                                               std::move(algs)..., BatchTap{});
+  trainer.fit();
+  Run<Algs...> run;
+  run.tap = trainer.template get<BatchTap>();
+  run.fused = trainer.fused_batches();
+  run.weight = net->fc->weight.detach().clone();
+  return run;
+}
+
+template <class... Algs>
+void check_same_batches(const Run<Algs...>& eager, const Run<Algs...>& fused, double tol = 1e-5) {
+  REQUIRE(eager.tap.inputs.size() == 6);
+  REQUIRE(fused.tap.inputs.size() == 6);
+  CHECK(eager.fused == 0);
+  CHECK(fused.fused == 6);
+  for (std::size_t b = 0; b < 6; ++b) {
+    INFO("batch " << b);
+    CHECK(eager.tap.inputs[b].sizes() == fused.tap.inputs[b].sizes());
+    CHECK(torch::allclose(eager.tap.inputs[b], fused.tap.inputs[b], tol, tol));
+    CHECK(torch::allclose(eager.tap.targets[b], fused.tap.targets[b], 1e-6, 1e-6));
+  }
+  CHECK(torch::allclose(eager.weight, fused.weight, 1e-4, 1e-5));
+}
+
+}  // namespace fused_trainer_test
+
+using namespace fused_trainer_test;
+
+// The plan, at compile time.
+static_assert(composer::Trainer<alg::MixUp>::fuses_batch_transforms);
+static_assert(composer::Trainer<alg::CutOut, alg::MixUp, alg::LabelSmoothing>::fuses_batch_transforms);
+// AFTER_* events run the algorithms in reverse (Composer's FILO rule): here CutOut cuts, then NormalizeInputs
+// normalises, the kernel's order.
+static_assert(composer::Trainer<alg::NormalizeInputs, alg::CutOut, alg::MixUp>::fuses_batch_transforms);
+static_assert(composer::Trainer<alg::MixUp, Harmless>::fuses_batch_transforms);
+// Nothing to fuse.
+static_assert(!composer::Trainer<>::fuses_batch_transforms);
+static_assert(!composer::Trainer<alg::LabelSmoothing>::fuses_batch_transforms);
+// Another algorithm acts on the inputs' way to the model.
+static_assert(!composer::Trainer<alg::MixUp, Opaque>::fuses_batch_transforms);
+static_assert(!composer::Trainer<alg::CutOut, alg::ProgressiveResizing>::fuses_batch_transforms);
+static_assert(!composer::Trainer<alg::AugMix, alg::MixUp>::fuses_batch_transforms);
+// Normalising before cutting out (the reverse of the declared order) gives zero holes, which the kernel's order
+// (cut, then normalise) does not.
+static_assert(!composer::Trainer<alg::CutOut, alg::NormalizeInputs>::fuses_batch_transforms);
+// The same stage twice (two CutOut policies): each would need its own holes.
+static_assert(!composer::Trainer<alg::CutOut, alg::CutOut>::fuses_batch_transforms);
+
+TEST_CASE("Trainer<CutOut, MixUp>: the fused pass feeds the model the eager batches (float NCHW)") {
+  auto eager = train(false, image_loader(at::kFloat, false), alg::CutOut(1, 0.5), alg::MixUp(0.4));
+  auto fused = train(true, image_loader(at::kFloat, false), alg::CutOut(1, 0.5), alg::MixUp(0.4));
+  check_same_batches(eager, fused);
+}
+
+TEST_CASE("Trainer<NormalizeInputs, CutOut, MixUp, LabelSmoothing>: uint8 channels-last batches, fused = eager") {
+  const alg::NormalizeInputsOptions norm{.mean = {0.5, 0.4, 0.3}, .std = {0.2, 0.25, 0.3}};
+  auto eager = train(false, image_loader(at::kByte, true), alg::NormalizeInputs(norm), alg::CutOut(2, 0.3),
+                     alg::MixUp(1.0), alg::LabelSmoothing(0.1));
+  auto fused = train(true, image_loader(at::kByte, true), alg::NormalizeInputs(norm), alg::CutOut(2, 0.3),
+                     alg::MixUp(1.0), alg::LabelSmoothing(0.1));
+  check_same_batches(eager, fused, 2e-5);
+}
+
+TEST_CASE("NormalizeInputs with bfloat16 output: fused = eager to bfloat16 rounding") {
+  const alg::NormalizeInputsOptions norm{.mean = {0.5, 0.5, 0.5}, .std = {0.5, 0.5, 0.5}, .dtype = at::kBFloat16};
+  auto eager = train(false, image_loader(at::kByte, false), alg::NormalizeInputs(norm));
+  auto fused = train(true, image_loader(at::kByte, false), alg::NormalizeInputs(norm));
+  // (x/255 − 0.5)/0.5 lies in [−1, 1]: one bfloat16 ulp there is at most 2^-7.
+  check_same_batches(eager, fused, 1.0 / 128);
+}
+
+TEST_CASE("batches the kernel cannot take run the eager transforms") {
+  SUBCASE("uint8 input without a normaliser (no 1/255 scale is defined)") {
+    auto run = train(true, image_loader(at::kByte, false), alg::CutOut(1, 0.5));
+    CHECK(run.fused == 0);
+    CHECK(run.tap.inputs.size() == 6);
+  }
+  SUBCASE("microbatches smaller than the batch (MixUp mixes within each microbatch)") {
+    torch::manual_seed(5);
+    Net net;
+    auto opt = std::make_shared<torch::optim::SGD>(net->parameters(), torch::optim::SGDOptions(0.05));
+    composer::Trainer<alg::MixUp> trainer(net, {.train_dataloader = image_loader(at::kFloat, false),
+                                                .max_duration = Time("1ep"),
+                                                .optimizers = {opt},
+                                                .device_train_microbatch_size = 4,
+                                                .seed = 1,
+                                                .progress_bar = false});
+    trainer.fit();
+    CHECK(trainer.fused_batches() == 0);
+  }
+  SUBCASE("a composition that does not fuse never tries") {
+    auto run = train(true, image_loader(at::kFloat, false), alg::MixUp(0.2), Opaque{});
+    CHECK(run.fused == 0);
+  }
+}
+
+TEST_CASE("NormalizeInputs rejects bad settings and batches with a clear message") {
+  CHECK_THROWS_WITH_AS(alg::NormalizeInputs({.mean = {0.5}, .std = {0.5, 0.5}}),
+                       doctest::Contains("one mean and one std per channel"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(alg::NormalizeInputs({.mean = {0.5}, .std = {0.0}}), doctest::Contains("std[0]"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(alg::NormalizeInputs({.mean = {0.5}, .std = {1.0}, .dtype = at::kInt}),
+                       doctest::Contains("dtype"), std::invalid_argument);
+  composer::State state;
+  state.batch.inputs = torch::rand({2, 3, 4, 4});
+  alg::NormalizeInputs one_channel({.mean = {0.5}, .std = {0.5}});
+  CHECK_THROWS_WITH_AS(one_channel.apply(composer::EventTag<Event::AFTER_DATALOADER>{}, state),
+                       doctest::Contains("1 channel mean(s) but the batch has 3 channels"), std::invalid_argument);
+  // The eager transform by hand: (x/255 − mean)/std.
+  state.batch.inputs = torch::tensor({0, 51, 255}, at::kByte).view({1, 1, 1, 3});
+  one_channel.apply(composer::EventTag<Event::AFTER_DATALOADER>{}, state);
+  CHECK(torch::allclose(state.batch.inputs, torch::tensor({-1.0f, -0.6f, 1.0f}).view({1, 1, 1, 3})));
+}
