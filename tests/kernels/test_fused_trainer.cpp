@@ -71,6 +71,7 @@ template <class... Algs>
 struct Run {
   BatchTap tap;
   std::int64_t fused = 0;
+  std::int64_t allocations = 0;
   at::Tensor weight;
 };
 
@@ -90,6 +91,7 @@ Run<Algs...> train(bool fuse, composer::data::TensorLoader loader, Algs... algs)
   Run<Algs...> run;
   run.tap = trainer.template get<BatchTap>();
   run.fused = trainer.fused_batches();
+  run.allocations = trainer.fused_buffer_allocations();
   run.weight = net->fc->weight.detach().clone();
   return run;
 }
@@ -154,6 +156,65 @@ TEST_CASE("NormalizeInputs with bfloat16 output: fused = eager to bfloat16 round
   auto fused = train(true, image_loader(at::kByte, false), alg::NormalizeInputs(norm));
   // (x/255 − 0.5)/0.5 lies in [−1, 1]: one bfloat16 ulp there is at most 2^-7.
   check_same_batches(eager, fused, 1.0 / 128);
+}
+
+// Records where the inputs live without keeping them.
+struct AddressTap {
+  static constexpr composer::Role role = composer::Role::callback;
+  static constexpr composer::EventSet events{Event::AFTER_FORWARD};
+  std::vector<const void*> addresses;
+  void apply(Event, composer::State& state) { addresses.push_back(state.batch.inputs.data_ptr()); }
+};
+
+// Keeps the inputs themselves (a reference, no copy).
+struct KeepingTap {
+  static constexpr composer::Role role = composer::Role::callback;
+  static constexpr composer::EventSet events{Event::AFTER_FORWARD};
+  std::vector<at::Tensor> kept;
+  void apply(Event, composer::State& state) { kept.push_back(state.batch.inputs); }
+};
+
+TEST_CASE("the fused pass writes into one reused buffer, unless a policy keeps the last batch") {
+  SUBCASE("nobody keeps the inputs: one allocation, the same storage every batch") {
+    torch::manual_seed(5);
+    Net net;
+    auto opt = std::make_shared<torch::optim::SGD>(net->parameters(), torch::optim::SGDOptions(0.05));
+    composer::Trainer<alg::CutOut, AddressTap> trainer(net, {.train_dataloader = image_loader(at::kFloat, false),
+                                                             .max_duration = Time("2ep"),
+                                                             .optimizers = {opt},
+                                                             .seed = 2,
+                                                             .progress_bar = false});
+    trainer.fit();
+    CHECK(trainer.fused_batches() == 6);
+    CHECK(trainer.fused_buffer_allocations() == 1);
+    const auto& addresses = trainer.get<AddressTap>().addresses;
+    REQUIRE(addresses.size() == 6);
+    for (const void* a : addresses) CHECK(a == addresses.front());
+  }
+  SUBCASE("a policy keeps every batch's inputs (no copy): each keeps its own values") {
+    auto kept_inputs = [](bool fuse, std::int64_t& allocations) {
+      torch::manual_seed(5);
+      Net net;
+      auto opt = std::make_shared<torch::optim::SGD>(net->parameters(), torch::optim::SGDOptions(0.05));
+      composer::Trainer<alg::CutOut, KeepingTap> trainer(net, {.train_dataloader = image_loader(at::kFloat, false),
+                                                               .max_duration = Time("2ep"),
+                                                               .optimizers = {opt},
+                                                               .seed = 2,
+                                                               .fuse_batch_transforms = fuse,
+                                                               .progress_bar = false});
+      trainer.fit();
+      allocations = trainer.fused_buffer_allocations();
+      return trainer.get<KeepingTap>().kept;
+    };
+    std::int64_t fused_allocations = 0, eager_allocations = 0;
+    const auto fused = kept_inputs(true, fused_allocations);
+    const auto eager = kept_inputs(false, eager_allocations);
+    CHECK(fused_allocations == 6);
+    CHECK(eager_allocations == 0);
+    REQUIRE(fused.size() == 6);
+    REQUIRE(eager.size() == 6);
+    for (std::size_t b = 0; b < 6; ++b) CHECK(torch::equal(eager[b], fused[b]));
+  }
 }
 
 TEST_CASE("batches the kernel cannot take run the eager transforms") {

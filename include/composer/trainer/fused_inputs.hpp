@@ -197,8 +197,7 @@ struct FusedInputPlan {
 };
 
 /// Runs the fused input pass of a trainer's engine: draws each stage's parameters through its policy (in the
-/// eager order) and transforms `state.batch.inputs` in one pass into a reused buffer. Holds the transform (and
-/// so its buffers) across batches.
+/// eager order) and transforms `state.batch.inputs` in one pass into a buffer reused while nobody else holds it.
 template <class EngineT>
 class FusedInputRunner {
  public:
@@ -231,17 +230,36 @@ class FusedInputRunner {
         if constexpr (std::is_same_v<Stage, kernels::stage::Normalize> && requires { policy.dtype(); })
           out_dtype = policy.dtype();
       });
-      state.batch.inputs = transform_.transform_input(state.batch.inputs, out_dtype);
+      const at::Tensor& x = state.batch.inputs;
+      // The kernel keeps a channels-last input channels-last and writes anything else as contiguous NCHW.
+      const auto layout = !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast)
+                              ? at::MemoryFormat::ChannelsLast
+                              : at::MemoryFormat::Contiguous;
+      // The output buffer is reused while nobody else holds it or a view of it (steady state: the last batch's
+      // autograd graph is gone); a callback that kept the last batch's inputs gets to keep them intact.
+      const bool reusable = buffer_.defined() && buffer_.sizes() == x.sizes() && buffer_.scalar_type() == out_dtype &&
+                            buffer_.is_contiguous(layout) && buffer_.use_count() == 1 &&
+                            buffer_.storage().use_count() == 1;
+      if (!reusable) {
+        buffer_ = at::empty(x.sizes(), at::TensorOptions().dtype(out_dtype).memory_format(layout));
+        ++allocations_;
+      }
+      transform_.transform_input_into(x, buffer_);
+      state.batch.inputs = buffer_;
       ++fused_batches_;
     }
   }
 
   /// Batches transformed by the fused pass so far.
   [[nodiscard]] std::int64_t fused_batches() const noexcept { return fused_batches_; }
+  /// Output buffers allocated so far (one in steady state, more when the shape changes or a batch was kept).
+  [[nodiscard]] std::int64_t buffer_allocations() const noexcept { return allocations_; }
 
  private:
   typename plan::transform_type transform_;
+  at::Tensor buffer_;
   std::int64_t fused_batches_ = 0;
+  std::int64_t allocations_ = 0;
 };
 
 }  // namespace composer

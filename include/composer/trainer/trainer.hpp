@@ -282,6 +282,9 @@ class Trainer {
   static constexpr bool fuses_batch_transforms = FusedInputPlan<engine_type>::enabled;
   /// Training batches whose inputs went through the fused pass so far (the others ran the eager transforms).
   std::int64_t fused_batches() const noexcept { return fused_inputs_.fused_batches(); }
+  /// Output buffers the fused pass allocated so far: one in steady state (the buffer is reused while no policy
+  /// keeps the previous batch's inputs).
+  std::int64_t fused_buffer_allocations() const noexcept { return fused_inputs_.buffer_allocations(); }
   /// The checkpoints written to `save_folder` so far, oldest first.
   const std::vector<std::filesystem::path>& saved_checkpoints() const noexcept { return saved_checkpoints_; }
 
