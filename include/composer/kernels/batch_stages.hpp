@@ -11,12 +11,13 @@
 ///
 /// Per image element x[n,c,h,w] (scaled by 1/255 first for uint8 input), with π the partner indices:
 ///
-///     MixUp      v = (1 − m)·v + m·x[π(n),c,h,w]
-///     CutMix     v = x[π(n),c,h,w]       if (h, w) is inside the box (rows x1..x2, columns y1..y2)
+///     MixUp      v = (1 − m)·v + m·v[π(n),c,h,w]
+///     CutMix     v = v[π'(n),c,h,w]      if (h, w) is inside the box (rows x1..x2, columns y1..y2)
 ///     CutOut     v = 0                   if (h, w) is inside any hole
 ///     Normalize  v = (v − mean[c]) / stddev[c]
 ///
-/// and the dense targets are mixed with the partner's with weight m (MixUp) or 1 − area (CutMix), then smoothed.
+/// where v[k] is image k as the stages before have made it (with MixUp and CutMix, a pasted pixel is the
+/// partner's mixed pixel, as the eager mixup-then-cutmix sequence gives), and the dense targets are mixed with the partner's with weight m (MixUp) or 1 − area (CutMix), then smoothed.
 
 #include <cstdint>
 #include <vector>
