@@ -1,5 +1,6 @@
 // The fused CPU batch transform against the eager sequence mixup_batch → cutout_batch → (x − mean)/std on
-// random data: many shapes, both layouts, uint8 and float32 input, float32 and bfloat16 output, each stage alone
+// random data: many shapes, both layouts, uint8 and float32 input, float32 and bfloat16 output (float16 and CutMix:
+// test_fused_cutmix.cpp), each stage alone
 // and all together; the mixed and smoothed targets; output buffer reuse; and every argument check.
 #include <composer/functional/functional.hpp>
 #include <composer/kernels/fused_batch_cpu.hpp>
@@ -372,7 +373,7 @@ TEST_CASE("fused: bad arguments are rejected with composer: messages") {
     check_bad_argument([&] { (void)t.transform_input(x.to(torch::kDouble)); }, {"uint8 or float32", "Double"});
     check_bad_argument([&] { (void)t.transform_input(x[0]); }, {"4-D", "[3, 6, 8]"});
     check_bad_argument([&] { (void)t.transform_input(torch::Tensor()); }, {"defined"});
-    check_bad_argument([&] { (void)t.transform_input(x, torch::kHalf); }, {"float32 or bfloat16", "Half"});
+    check_bad_argument([&] { (void)t.transform_input(x, torch::kInt); }, {"float32, bfloat16 or float16", "Int"});
 
     torch::Tensor wrong_shape = torch::empty({4, 3, 6, 7});
     check_bad_argument([&] { t.transform_input_into(x, wrong_shape); }, {"out must have the input's shape"});
@@ -381,7 +382,7 @@ TEST_CASE("fused: bad arguments are rejected with composer: messages") {
     torch::Tensor aliased = x;
     check_bad_argument([&] { t.transform_input_into(x, aliased); }, {"must not overlap"});
     torch::Tensor wrong_dtype = torch::empty({4, 3, 6, 8}, torch::TensorOptions().dtype(torch::kDouble));
-    check_bad_argument([&] { t.transform_input_into(x, wrong_dtype); }, {"float32 or bfloat16"});
+    check_bad_argument([&] { t.transform_input_into(x, wrong_dtype); }, {"float32, bfloat16 or float16", "Double"});
   }
   {
     All t = make();

@@ -122,6 +122,9 @@ static_assert(composer::Trainer<alg::CutOut, alg::MixUp, alg::LabelSmoothing>::f
 // normalises, the kernel's order.
 static_assert(composer::Trainer<alg::NormalizeInputs, alg::CutOut, alg::MixUp>::fuses_batch_transforms);
 static_assert(composer::Trainer<alg::MixUp, Harmless>::fuses_batch_transforms);
+static_assert(composer::Trainer<alg::MixUp, alg::CutMix>::fuses_batch_transforms);
+// The kernel mixes, then pastes; pasting first (CutMix declared first on BEFORE_FORWARD) is another result.
+static_assert(!composer::Trainer<alg::CutMix, alg::MixUp>::fuses_batch_transforms);
 // Nothing to fuse.
 static_assert(!composer::Trainer<>::fuses_batch_transforms);
 static_assert(!composer::Trainer<alg::LabelSmoothing>::fuses_batch_transforms);
@@ -148,6 +151,14 @@ TEST_CASE("Trainer<NormalizeInputs, CutOut, MixUp, LabelSmoothing>: uint8 channe
   auto fused = train(true, image_loader(at::kByte, true), alg::NormalizeInputs(norm), alg::CutOut(2, 0.3),
                      alg::MixUp(1.0), alg::LabelSmoothing(0.1));
   check_same_batches(eager, fused, 2e-5);
+}
+
+TEST_CASE("Trainer<MixUp, CutMix, LabelSmoothing>: a pasted pixel is the partner's mixed pixel, fused = eager") {
+  auto eager = train(false, image_loader(at::kFloat, false), alg::MixUp(0.5), alg::CutMix(1.0),
+                     alg::LabelSmoothing(0.1));
+  auto fused = train(true, image_loader(at::kFloat, false), alg::MixUp(0.5), alg::CutMix(1.0),
+                     alg::LabelSmoothing(0.1));
+  check_same_batches(eager, fused);
 }
 
 TEST_CASE("NormalizeInputs with bfloat16 output: fused = eager to bfloat16 rounding") {

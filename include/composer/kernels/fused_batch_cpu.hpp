@@ -1,22 +1,25 @@
 #pragma once
 /// \file
-/// A fused CPU batch transform: MixUp, CutOut and per-channel normalisation of an image batch in one pass over
-/// memory, plus the matching mixed and smoothed dense targets.
+/// A fused CPU batch transform: MixUp, CutMix, CutOut, per-channel normalisation and the dtype conversion of an
+/// image batch in one pass over memory, plus the matching mixed and smoothed dense targets.
 ///
 /// Semantics. For an input batch x of shape [N, C, H, W] (uint8 or float32), the image output is, per element,
 ///
 ///     v        = s·x[n,c,h,w]                       s = 1/255 for uint8 input, 1 for float32 input
-///     v        = (1 − m)·v + m·s·x[π(n),c,h,w]      MixUp stage (m = mixing weight of the partner, π = indices)
+///     v        = (1 − m)·v + m·v[π(n)]              MixUp stage (m = mixing weight of the partner, π = indices)
+///     v        = v[π'(n)]  if (h, w) is in the box  CutMix stage (its own indices π'; rows x1..x2, columns y1..y2)
 ///     v        = 0   if (h, w) lies in any hole      CutOut stage (the same holes for every image and channel)
 ///     out      = (v − mean[c]) / stddev[c]          Normalize stage
 ///
-/// which is exactly the eager sequence
+/// where each line acts on the batch the lines before produced, which is exactly the eager sequence
 ///
 ///     x = x.to(float) / 255                              (uint8 input only)
 ///     x = functional::mixup_batch(x, y, m, π).input_mixed
+///     x = functional::cutmix_batch(x, y, box, π').input_mixed
 ///     x = functional::cutout_batch(x, holes)
 ///     x = (x − mean) / std                               (mean, std broadcast over dim 1)
 ///
+/// (so with MixUp and CutMix a pasted pixel is the partner's mixed pixel).
 /// Each stage is optional (leave it out of the stage pack). Note that CutOut zeroes *before* normalisation: a hole
 /// holds −mean[c]/std[c] in the output, exactly what eager cutout-then-normalise gives (and not 0, which is what
 /// cutting out an already normalised batch would give). Holes are written by a fill, so they are +0 before
@@ -24,14 +27,15 @@
 /// With m = 0 the partner is not read at all, so a non-finite partner value does not turn into NaN the way
 /// eager 0·inf does.
 ///
-/// The targets are y_dense = (1 − m)·smooth(onehot(y)) + m·smooth(onehot(y[π])) with
-/// smooth(t) = (1 − s_l)·t + s_l/K (LabelSmoothing stage; s_l = 0 without it, m = 0 and π = id without MixUp),
-/// float32 [N, K]. Negative labels give an all-zero one-hot row before smoothing, as in
+/// The targets are t(n) = (1 − m)·smooth(onehot(y[n])) + m·smooth(onehot(y[π(n)])) with
+/// smooth(e) = (1 − s_l)·e + s_l/K (LabelSmoothing stage; s_l = 0 without it, m = 0 and π = id without MixUp),
+/// and with CutMix y_dense(n) = a·t(n) + (1 − a)·t(π'(n)), a = 1 − |box|/(H·W) (Composer's adjusted λ, for the
+/// last transformed batch's size or `set_image_size`), float32 [N, K]. Negative labels give an all-zero one-hot row before smoothing, as in
 /// functional::ensure_targets_one_hot.
 ///
 /// Numerics: the fused pass computes in float32 with a multiply by 1/255 instead of a division, the mix as one
 /// fused multiply-add and the normalisation as (v − mean)·(1/std), so it matches the eager sequence to a few ulp,
-/// not bit for bit. bfloat16 output is rounded once (round to nearest even) from the float32 result.
+/// not bit for bit. bfloat16 and float16 output is rounded once (to nearest even) from the float32 result.
 ///
 /// Layout: contiguous NCHW input gives contiguous NCHW output; channels-last input (NHWC in memory) is processed
 /// natively and gives channels-last output (as the eager ops do). Any other strided input is first copied with
@@ -118,7 +122,8 @@ struct FusedBatchOutput {
 namespace detail {
 
 template <class S>
-inline constexpr bool is_stage_v = std::is_same_v<S, stage::MixUp> || std::is_same_v<S, stage::CutOut> ||
+inline constexpr bool is_stage_v = std::is_same_v<S, stage::MixUp> || std::is_same_v<S, stage::CutMix> ||
+                                   std::is_same_v<S, stage::CutOut> ||
                                    std::is_same_v<S, stage::Normalize> || std::is_same_v<S, stage::LabelSmoothing>;
 
 template <class... S>
@@ -159,6 +164,8 @@ template <class Out>
 inline Out to_out(float v) {
   if constexpr (std::is_same_v<Out, float>) {
     return v;
+  } else if constexpr (std::is_same_v<Out, c10::Half>) {
+    return c10::Half(v);  // round to nearest even
   } else {
     const uint32_t u = std::bit_cast<uint32_t>(v);
     const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
@@ -201,6 +208,11 @@ struct KernelArgs {
   float take = 0.0f;
   const float* mean_pattern = nullptr;     ///< C·W floats: per channel a row (NCHW) or one interleaved row (NHWC)
   const float* inv_std_pattern = nullptr;  ///< same layout as mean_pattern
+  const int64_t* cut_perm = nullptr;       ///< CutMix partner indices (null without CutMix)
+  int64_t box_row_begin = 0;               ///< CutMix box rows [begin, end) of H (empty without CutMix)
+  int64_t box_row_end = 0;
+  int64_t box_col_begin = 0;               ///< CutMix box columns [begin, end), in row elements
+  int64_t box_col_end = 0;
   const int64_t* span_offsets = nullptr;   ///< H + 1 offsets into spans (in pairs)
   const int64_t* spans = nullptr;          ///< per row h: sorted disjoint hole intervals [b, e) in row elements
 };
@@ -277,6 +289,28 @@ inline void fill_span(Out* o, const float* mean, const float* inv_std, int64_t l
   }
 }
 
+// Writes row elements [begin, end) from the rows `a` (self) and `b` (MixUp partner), cutting the hole spans of
+// the row that fall inside; `k` is the row's first span index, advanced past the spans used up.
+template <class In, class Out, bool kMix, bool kNorm>
+inline void run_segment(const KernelArgs& args, const In* a, const In* b, Out* o, const float* mean,
+                        const float* inv_std, int64_t begin, int64_t end, int64_t& k, int64_t k_end) {
+  int64_t pos = begin;
+  for (; k < k_end; ++k) {
+    const int64_t s = std::max(args.spans[2 * k], pos);
+    const int64_t e = std::min(args.spans[2 * k + 1], end);
+    if (s >= end) break;
+    if (e > s) {
+      run_span<In, Out, kMix, kNorm>(a + pos, b + pos, o + pos, mean + pos, inv_std + pos, s - pos, args.keep,
+                                     args.take);
+      fill_span<Out, kNorm>(o + s, mean + s, inv_std + s, e - s);
+      pos = e;
+    }
+    if (args.spans[2 * k + 1] > end) break;  // the span goes on into the next segment
+  }
+  run_span<In, Out, kMix, kNorm>(a + pos, b + pos, o + pos, mean + pos, inv_std + pos, end - pos, args.keep,
+                                 args.take);
+}
+
 template <class In, class Out, bool kMix, bool kNorm>
 void run_kernel(const KernelArgs& args) {
   const In* in = static_cast<const In*>(args.in);
@@ -284,27 +318,32 @@ void run_kernel(const KernelArgs& args) {
   const int64_t len = args.row_len;
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, len));
   at::parallel_for(0, args.rows, grain, [&](int64_t begin, int64_t end) {
-    const float keep = args.keep;
-    const float take = args.take;
     for (int64_t r = begin; r < end; ++r) {
       const int64_t n = r / args.rows_per_sample;
       const int64_t within = r - n * args.rows_per_sample;
       const int64_t h = r % args.height;
       const int64_t pattern_offset = args.channels_last ? 0 : ((r / args.height) % args.channels) * len;
+      const auto row_of = [&](int64_t image) { return in + (image * args.rows_per_sample + within) * len; };
       const In* a = in + r * len;
-      const In* b = kMix ? in + (args.perm[n] * args.rows_per_sample + within) * len : a;
+      const In* b = kMix ? row_of(args.perm[n]) : a;
       Out* o = out + r * len;
       const float* mean = args.mean_pattern + pattern_offset;
       const float* inv_std = args.inv_std_pattern + pattern_offset;
-      int64_t pos = 0;
-      for (int64_t k = args.span_offsets[h]; k < args.span_offsets[h + 1]; ++k) {
-        const int64_t s = args.spans[2 * k];
-        const int64_t e = args.spans[2 * k + 1];
-        run_span<In, Out, kMix, kNorm>(a + pos, b + pos, o + pos, mean + pos, inv_std + pos, s - pos, keep, take);
-        fill_span<Out, kNorm>(o + s, mean + s, inv_std + s, e - s);
-        pos = e;
+      int64_t k = args.span_offsets[h];
+      const int64_t k_end = args.span_offsets[h + 1];
+      if (args.cut_perm != nullptr && args.box_row_begin <= h && h < args.box_row_end &&
+          args.box_col_begin < args.box_col_end) {
+        // Inside the CutMix box the row comes from the partner image (mixed with its own MixUp partner).
+        const int64_t partner = args.cut_perm[n];
+        const In* pa = row_of(partner);
+        const In* pb = kMix ? row_of(args.perm[partner]) : pa;
+        run_segment<In, Out, kMix, kNorm>(args, a, b, o, mean, inv_std, 0, args.box_col_begin, k, k_end);
+        run_segment<In, Out, kMix, kNorm>(args, pa, pb, o, mean, inv_std, args.box_col_begin, args.box_col_end, k,
+                                          k_end);
+        run_segment<In, Out, kMix, kNorm>(args, a, b, o, mean, inv_std, args.box_col_end, len, k, k_end);
+      } else {
+        run_segment<In, Out, kMix, kNorm>(args, a, b, o, mean, inv_std, 0, len, k, k_end);
       }
-      run_span<In, Out, kMix, kNorm>(a + pos, b + pos, o + pos, mean + pos, inv_std + pos, len - pos, keep, take);
     }
   });
 }
@@ -344,17 +383,17 @@ inline bool ranges_overlap(const at::Tensor& a, const at::Tensor& b) {
 ///     t.get<stage::Normalize>() = {{0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
 ///     auto [x, y] = t(images, labels, num_classes);
 ///
-/// The stages must be listed in their fixed order MixUp, CutOut, Normalize, LabelSmoothing (any subset, each at
+/// The stages must be listed in their fixed order MixUp, CutMix, CutOut, Normalize, LabelSmoothing (any subset, each at
 /// most once); the order in which they act is always the one documented at the top of this file. The kernel is
-/// instantiated for the input dtype (uint8, float32), output dtype (float32, bfloat16) and which of the pixel
+/// instantiated for the input dtype (uint8, float32), output dtype (float32, bfloat16, float16) and which of the pixel
 /// stages are present; a MixUp stage with m = 0 runs the no-mix instantiation.
 template <class... Stages>
 class FusedBatchTransform {
   static_assert((detail::is_stage_v<Stages> && ...),
-                "FusedBatchTransform stages must be stage::MixUp, stage::CutOut, stage::Normalize or "
+                "FusedBatchTransform stages must be stage::MixUp, stage::CutMix, stage::CutOut, stage::Normalize or "
                 "stage::LabelSmoothing");
   static_assert(detail::stages_in_order<Stages...>(),
-                "FusedBatchTransform stages must appear at most once each, in the order MixUp, CutOut, Normalize, "
+                "FusedBatchTransform stages must appear at most once each, in the order MixUp, CutMix, CutOut, Normalize, "
                 "LabelSmoothing");
 
  public:
@@ -382,7 +421,7 @@ class FusedBatchTransform {
   /// Transforms the image batch into the internal buffer, reused across calls with the same shape, dtype and
   /// layout; the result is overwritten by the next call.
   /// \param input  [N, C, H, W] uint8 or float32 CPU tensor (NCHW, channels-last, or strided: copied).
-  /// \param out_dtype float32 (default) or bfloat16.
+  /// \param out_dtype float32 (default), bfloat16 or float16.
   /// \throws std::invalid_argument for a bad input, stage parameters or dtype.
   at::Tensor transform_input(const at::Tensor& input, at::ScalarType out_dtype = at::kFloat) {
     const at::Tensor x = prepare_input(input);
@@ -396,7 +435,7 @@ class FusedBatchTransform {
     return image_buffer_;
   }
 
-  /// Transforms the image batch into `out`, which must have the input's shape, a float32 or bfloat16 dtype, be
+  /// Transforms the image batch into `out`, which must have the input's shape, a float32, bfloat16 or float16 dtype, be
   /// on the CPU, be contiguous in the input's layout (NCHW, or channels-last for channels-last input) and not
   /// overlap the input.
   void transform_input_into(const at::Tensor& input, at::Tensor& out) {
@@ -459,6 +498,17 @@ class FusedBatchTransform {
         detail::fail(std::string(fn) + " smoothing must be in [0, 1], got " + functional::detail::num(s));
       }
     }
+    const int64_t* cut = nullptr;
+    float own = 1.0f;
+    if constexpr (has<stage::CutMix>) {
+      if (last_image_size_.first <= 0)
+        detail::fail(std::string(fn) + " CutMix targets need the image size: transform the images first or call "
+                     "set_image_size(H, W)");
+      const auto& box = get<stage::CutMix>().box;
+      functional::detail::check_bbox(box, last_image_size_.first, last_image_size_.second, fn);
+      cut = checked_indices(get<stage::CutMix>().indices, n, cut_perm_, "CutMix indices");
+      own = static_cast<float>(functional::cutmix_area(last_image_size_.first, last_image_size_.second, box));
+    }
     const float on_scale = static_cast<float>(1.0 - s);
     const float off = static_cast<float>(s / static_cast<double>(num_classes));
     if (!(target_buffer_.defined() && target_buffer_.size(0) == n && target_buffer_.size(1) == num_classes)) {
@@ -466,19 +516,29 @@ class FusedBatchTransform {
     }
     float* t = target_buffer_.data_ptr<float>();
     const int64_t grain = std::max<int64_t>(1, 32768 / num_classes);
+    // t(i): smoothed one-hot of y[i], mixed with that of its MixUp partner.
+    const auto mixed = [&](int64_t i, int64_t k) {
+      const float a = (k == yp[i] ? 1.0f : 0.0f) * on_scale + off;
+      if (!perm) return a;
+      const float b = (k == yp[perm[i]] ? 1.0f : 0.0f) * on_scale + off;
+      return a * keep + b * take;
+    };
     at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        const int64_t ya = yp[i];
-        const int64_t yb = perm ? yp[perm[i]] : ya;
         float* row = t + i * num_classes;
-        for (int64_t k = 0; k < num_classes; ++k) {
-          const float a = (k == ya ? 1.0f : 0.0f) * on_scale + off;
-          const float b = (k == yb ? 1.0f : 0.0f) * on_scale + off;
-          row[k] = perm ? a * keep + b * take : a;
-        }
+        for (int64_t k = 0; k < num_classes; ++k)
+          row[k] = cut ? own * mixed(i, k) + (1.0f - own) * mixed(cut[i], k) : mixed(i, k);
       }
     });
     return target_buffer_;
+  }
+
+  /// Sets the image size CutMix's target weights are computed for (otherwise the last transformed batch's).
+  void set_image_size(int64_t height, int64_t width) {
+    if (height <= 0 || width <= 0)
+      detail::fail("fused_batch_transform image size must be positive, got " + std::to_string(height) + "x" +
+                   std::to_string(width));
+    last_image_size_ = {height, width};
   }
 
   /// Images and targets in one call: {transform_input(input, out_dtype), transform_target(labels, num_classes)}.
@@ -500,8 +560,8 @@ class FusedBatchTransform {
   }
 
   static void check_out_dtype(at::ScalarType t) {
-    if (t != at::kFloat && t != at::kBFloat16) {
-      detail::fail("fused_batch_transform output dtype must be float32 or bfloat16, got " +
+    if (t != at::kFloat && t != at::kBFloat16 && t != at::kHalf) {
+      detail::fail("fused_batch_transform output dtype must be float32, bfloat16 or float16, got " +
                    std::string(c10::toString(t)));
     }
   }
@@ -522,19 +582,24 @@ class FusedBatchTransform {
   const int64_t* checked_perm(int64_t n)
     requires has<stage::MixUp>
   {
-    constexpr const char* fn = "fused_batch_transform";
     const stage::MixUp& mix = std::get<stage::MixUp>(stages_);
     if (!(mix.mixing >= 0.0 && mix.mixing <= 1.0)) {
-      detail::fail(std::string(fn) + " mixing must be in [0, 1], got " + functional::detail::num(mix.mixing));
+      detail::fail("fused_batch_transform mixing must be in [0, 1], got " + functional::detail::num(mix.mixing));
     }
-    if (!mix.indices.defined()) detail::fail(std::string(fn) + " MixUp indices must be set (N entries)");
-    functional::detail::check_indices(mix.indices, n, fn, "indices");
-    if (!mix.indices.device().is_cpu()) detail::fail(std::string(fn) + " indices must be a CPU tensor");
-    perm_ = mix.indices.to(at::kLong).contiguous();
-    const int64_t* p = perm_.data_ptr<int64_t>();
+    return checked_indices(mix.indices, n, perm_, "MixUp indices");
+  }
+
+  // Validates a permutation-like index tensor for a batch of n; returns it as int64, kept alive in `keep`.
+  static const int64_t* checked_indices(const at::Tensor& indices, int64_t n, at::Tensor& keep, const char* what) {
+    constexpr const char* fn = "fused_batch_transform";
+    if (!indices.defined()) detail::fail(std::string(fn) + " " + what + " must be set (N entries)");
+    functional::detail::check_indices(indices, n, fn, what);
+    if (!indices.device().is_cpu()) detail::fail(std::string(fn) + " " + what + " must be a CPU tensor");
+    keep = indices.to(at::kLong).contiguous();
+    const int64_t* p = keep.data_ptr<int64_t>();
     for (int64_t i = 0; i < n; ++i) {
       if (p[i] < 0 || p[i] >= n) {
-        detail::fail(std::string(fn) + " indices must lie in [0, " + std::to_string(n) + "), got " +
+        detail::fail(std::string(fn) + " " + what + " must lie in [0, " + std::to_string(n) + "), got " +
                      std::to_string(p[i]));
       }
     }
@@ -559,6 +624,17 @@ class FusedBatchTransform {
 
     // Hole spans per image row, in row elements (one pixel is C elements in channels-last rows).
     const int64_t per_pixel = channels_last ? c : 1;
+    if constexpr (has<stage::CutMix>) {
+      const auto& box = get<stage::CutMix>().box;
+      functional::detail::check_bbox(box, h, w, fn);
+      args.cut_perm = checked_indices(get<stage::CutMix>().indices, n, cut_perm_, "CutMix indices");
+      args.box_row_begin = box.x1;
+      args.box_row_end = box.x2;
+      args.box_col_begin = box.y1 * per_pixel;
+      args.box_col_end = box.y2 * per_pixel;
+      last_area_ = functional::cutmix_area(h, w, box);
+      last_image_size_ = {h, w};
+    }
     span_offsets_.assign(static_cast<size_t>(h + 1), 0);
     spans_.clear();
     if constexpr (has<stage::CutOut>) {
@@ -642,19 +718,17 @@ class FusedBatchTransform {
     args.spans = spans_.data();
 
     const bool u8 = x.scalar_type() == at::kByte;
-    const bool bf16 = out.scalar_type() == at::kBFloat16;
+    const auto launch = [&]<class In>() {
+      switch (out.scalar_type()) {
+        case at::kBFloat16: detail::dispatch_flags<In, c10::BFloat16>(args, mix, norm); break;
+        case at::kHalf: detail::dispatch_flags<In, c10::Half>(args, mix, norm); break;
+        default: detail::dispatch_flags<In, float>(args, mix, norm); break;
+      }
+    };
     if (u8) {
-      if (bf16) {
-        detail::dispatch_flags<uint8_t, c10::BFloat16>(args, mix, norm);
-      } else {
-        detail::dispatch_flags<uint8_t, float>(args, mix, norm);
-      }
+      launch.template operator()<uint8_t>();
     } else {
-      if (bf16) {
-        detail::dispatch_flags<float, c10::BFloat16>(args, mix, norm);
-      } else {
-        detail::dispatch_flags<float, float>(args, mix, norm);
-      }
+      launch.template operator()<float>();
     }
   }
 
@@ -662,6 +736,9 @@ class FusedBatchTransform {
   at::Tensor image_buffer_;
   at::Tensor target_buffer_;
   at::Tensor perm_;
+  at::Tensor cut_perm_;
+  double last_area_ = 1.0;
+  std::pair<int64_t, int64_t> last_image_size_{0, 0};
   std::vector<int64_t> span_offsets_;
   std::vector<int64_t> spans_;
   std::vector<std::pair<int64_t, int64_t>> intervals_;
