@@ -489,7 +489,12 @@ class Trainer {
   at::Tensor train_microbatches() {
     const Batch full = state_.batch;
     engine_.template run<Event::BEFORE_TRAIN_BATCH>();
-    for (auto& optimizer : state_.optimizers) optimizer->zero_grad();
+    // Gradients are dropped rather than zeroed (Composer's `zero_grad(set_to_none=True)`): a parameter that gets
+    // no gradient in this batch (a block StochasticDepth skipped) is then left alone by the optimizer, with no
+    // momentum or weight-decay step, the same whether or not the run was resumed from a checkpoint.
+    for (auto& optimizer : state_.optimizers)
+      for (auto& group : optimizer->param_groups())
+        for (auto& p : group.params()) p.mutable_grad() = at::Tensor();
     const std::int64_t n = full.inputs.size(0);
     const std::int64_t size = state_.device_train_microbatch_size.value_or(n);
     at::Tensor total;
