@@ -75,8 +75,9 @@ inline void collect(torch::nn::Module& parent, const std::string& prefix, std::v
       }
     }
     if (seen) continue;
-    nodes.push_back(TreeNode{child, prefix.empty() ? item.key() : prefix + "." + item.key(), {{&parent, item.key()}}});
-    collect(*child, nodes.back().path, nodes);
+    std::string path = prefix.empty() ? item.key() : prefix + "." + item.key();
+    nodes.push_back(TreeNode{child, path, {{&parent, item.key()}}});
+    collect(*child, path, nodes);  // (a copy: the recursion may reallocate `nodes`)
   }
 }
 
