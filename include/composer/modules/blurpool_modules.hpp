@@ -19,6 +19,7 @@
 #include <torch/nn/modules/pooling.h>
 #include <torch/nn/pimpl.h>
 
+#include <composer/modules/conv_options.hpp>
 #include <composer/surgery/surgical_module.hpp>
 
 namespace composer::modules {
@@ -30,18 +31,6 @@ namespace composer::modules {
 }
 
 namespace detail {
-/// The options of an existing `torch::nn::Conv2d` (whose member holds the generic N-d form) as `Conv2dOptions`.
-inline torch::nn::Conv2dOptions conv2d_options_of(const torch::nn::Conv2dImpl& conv) {
-  const auto& o = conv.options;
-  return torch::nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
-      .stride(o.stride())
-      .padding(o.padding())
-      .dilation(o.dilation())
-      .groups(o.groups())
-      .bias(o.bias())
-      .padding_mode(o.padding_mode());
-}
-
 /// An `ExpandingArray` as a vector.
 template <std::size_t D>
 std::vector<std::int64_t> to_vector(const torch::ExpandingArray<D>& a) {

@@ -20,6 +20,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include <composer/modules/conv_options.hpp>
 #include <composer/surgery/surgical_module.hpp>
 
 namespace composer::modules {
@@ -149,18 +150,10 @@ class FactorizedConv2dImpl : public surgery::SurgicalModule {
   /// \throws std::invalid_argument as the constructor.
   [[nodiscard]] static std::shared_ptr<FactorizedConv2dImpl> from_conv2d(const torch::nn::Conv2dImpl& conv,
                                                                          double latent_channels = 0.25) {
-    const auto& o = conv.options;
-    auto options = torch::nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
-                       .stride(o.stride())
-                       .padding(o.padding())
-                       .dilation(o.dilation())
-                       .groups(o.groups())
-                       .bias(o.bias())
-                       .padding_mode(o.padding_mode());
-    auto factorized = std::make_shared<FactorizedConv2dImpl>(options, latent_channels);
+    auto factorized = std::make_shared<FactorizedConv2dImpl>(detail::conv2d_options_of(conv), latent_channels);
     factorized->to(conv.weight.device(), conv.weight.scalar_type());
     const std::int64_t k = factorized->latent_channels_;
-    const at::Tensor w = conv.weight.detach().reshape({o.out_channels(), -1}).t();  // [in·kh·kw, out]
+    const at::Tensor w = conv.weight.detach().reshape({conv.options.out_channels(), -1}).t();  // [in·kh·kw, out]
     const auto [a, b] = svd_factors(w, k);
     at::NoGradGuard no_grad;
     auto m0 = factorized->module0();

@@ -40,6 +40,21 @@ inline at::Tensor cast_if_defined(const at::Tensor& t, at::ScalarType dtype) {
   return t.defined() ? t.to(dtype) : t;
 }
 
+/// `norm(x, weight, bias)` computed in the autocast type when autocast is on for `input`'s device (input, weight
+/// and bias cast to it, autocast off inside), else `norm(input, weight, bias)` unchanged. Composer counterpart:
+/// the body shared by `LPLayerNorm.forward` and `LPGroupNorm.forward`.
+template <class Norm>
+at::Tensor in_autocast_dtype(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, Norm&& norm) {
+  if (const auto dtype = autocast_dtype_for(input.device())) {
+    const at::Tensor x = input.to(*dtype);
+    const at::Tensor w = cast_if_defined(weight, *dtype);
+    const at::Tensor b = cast_if_defined(bias, *dtype);
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    return norm(x, w, b);
+  }
+  return norm(input, weight, bias);
+}
+
 }  // namespace detail
 
 /// A layer norm with the parameters of an existing `torch::nn::LayerNorm` (the same weight and bias tensors, same
@@ -61,14 +76,9 @@ class LPLayerNormImpl : public torch::nn::Module {
 
   /// The layer norm of `input` over the trailing `normalized_shape` dimensions.
   at::Tensor forward(const at::Tensor& input) {
-    if (const auto dtype = detail::autocast_dtype_for(input.device())) {
-      const at::Tensor x = input.to(*dtype);
-      const at::Tensor w = detail::cast_if_defined(weight, *dtype);
-      const at::Tensor b = detail::cast_if_defined(bias, *dtype);
-      c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    return detail::in_autocast_dtype(input, weight, bias, [&](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
       return at::layer_norm(x, options.normalized_shape(), w, b, options.eps());
-    }
-    return at::layer_norm(input, options.normalized_shape(), weight, bias, options.eps());
+    });
   }
 
   /// The normalized shape, eps and affinity of the original layer.
@@ -99,14 +109,9 @@ class LPGroupNormImpl : public torch::nn::Module {
 
   /// The group norm of `input` ([N, C, ...]).
   at::Tensor forward(const at::Tensor& input) {
-    if (const auto dtype = detail::autocast_dtype_for(input.device())) {
-      const at::Tensor x = input.to(*dtype);
-      const at::Tensor w = detail::cast_if_defined(weight, *dtype);
-      const at::Tensor b = detail::cast_if_defined(bias, *dtype);
-      c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    return detail::in_autocast_dtype(input, weight, bias, [&](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
       return at::group_norm(x, options.num_groups(), w, b, options.eps());
-    }
-    return at::group_norm(input, options.num_groups(), weight, bias, options.eps());
+    });
   }
 
   /// The groups, channels, eps and affinity of the original layer.
