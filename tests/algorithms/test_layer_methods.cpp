@@ -1,6 +1,8 @@
 // Layer-replacing methods: ghost batch norm, factorization, weight standardization, gyro dropout and the
 // low-precision norms (their modules, functional forms and policies), on ResNet-20 and small slot models.
 #include <torch/torch.h>
+#include <ATen/autocast_mode.h>
+#include <torch/version.h>
 
 #include <composer/algorithms/factorize.hpp>
 #include <composer/algorithms/ghost_batchnorm.hpp>
@@ -371,6 +373,60 @@ TEST_CASE("layer_methods: low-precision layer and group norms equal the float on
   CHECK(lp->weight.unsafeGetTensorImpl() == ln->weight.unsafeGetTensorImpl());
   const auto v = torch::randn({3, 5});
   CHECK(torch::equal(lp->forward(v), ln->forward(v)));
+}
+
+// Turns CPU autocast on in bfloat16 for its lifetime (and back off after).
+struct CpuBf16Autocast {
+  CpuBf16Autocast() {
+#if TORCH_VERSION_MAJOR >= 2
+    at::autocast::set_autocast_enabled(at::kCPU, true);
+    at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+#else
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+#endif
+  }
+  ~CpuBf16Autocast() {
+#if TORCH_VERSION_MAJOR >= 2
+    at::autocast::set_autocast_enabled(at::kCPU, false);
+#else
+    at::autocast::set_cpu_enabled(false);
+#endif
+  }
+};
+
+TEST_CASE("layer_methods: under CPU bf16 autocast the low-precision norms compute in bfloat16") {
+  torch::manual_seed(8);
+  torch::nn::LayerNorm ln(torch::nn::LayerNormOptions({5}));
+  torch::nn::GroupNorm gn(torch::nn::GroupNormOptions(2, 4));
+  {
+    torch::NoGradGuard no_grad;
+    ln->weight.uniform_(0.5, 1.5);
+    ln->bias.uniform_(-0.5, 0.5);
+    gn->weight.uniform_(0.5, 1.5);
+    gn->bias.uniform_(-0.5, 0.5);
+  }
+  mod::LPLayerNorm lp_ln(*ln);
+  mod::LPGroupNorm lp_gn(*gn);
+  const auto v = torch::randn({3, 5});
+  const auto img = torch::randn({2, 4, 3, 3});
+  // independent expectation: the functional norms on bfloat16 copies of input, weight and bias
+  const auto bf = [](const at::Tensor& t) { return t.to(at::kBFloat16); };
+  const auto want_ln = at::layer_norm(bf(v), {5}, bf(ln->weight), bf(ln->bias), 1e-5);
+  const auto want_gn = at::group_norm(bf(img), 2, bf(gn->weight), bf(gn->bias), 1e-5);
+  at::Tensor got_ln, got_gn;
+  {
+    CpuBf16Autocast autocast;
+    got_ln = lp_ln->forward(v);
+    got_gn = lp_gn->forward(img);
+  }
+  CHECK((got_ln.scalar_type() == at::kBFloat16));
+  CHECK((got_gn.scalar_type() == at::kBFloat16));
+  CHECK(torch::equal(got_ln, want_ln));
+  CHECK(torch::equal(got_gn, want_gn));
+  // autocast off again: exactly the float modules
+  CHECK((lp_ln->forward(v).scalar_type() == at::kFloat));
+  CHECK(torch::equal(lp_gn->forward(img), gn->forward(img)));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
