@@ -20,6 +20,9 @@
 /// partner's mixed pixel, as the eager mixup-then-cutmix sequence gives), and the dense targets are mixed with the partner's with weight m (MixUp) or 1 − area (CutMix), then smoothed.
 
 #include <cstdint>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -117,3 +120,69 @@ struct LabelSmoothing {
 };
 
 }  // namespace composer::kernels::stage
+
+namespace composer::kernels {
+
+namespace detail {
+
+/// Whether `S` is one of the five stage types.
+template <class S>
+inline constexpr bool is_stage_v = std::is_same_v<S, stage::MixUp> || std::is_same_v<S, stage::CutMix> ||
+                                   std::is_same_v<S, stage::CutOut> || std::is_same_v<S, stage::Normalize> ||
+                                   std::is_same_v<S, stage::LabelSmoothing>;
+
+/// Whether the stages appear in their fixed order (MixUp, CutMix, CutOut, Normalize, LabelSmoothing), each at most
+/// once.
+template <class... S>
+constexpr bool stages_in_order() {
+  int prev = -1;
+  bool ok = true;
+  ((ok = ok && (S::order > prev), prev = S::order), ...);
+  (void)prev;
+  return ok;
+}
+
+}  // namespace detail
+
+/// The parameters of a fused batch transform's stages, one object per stage type, read and set with `get<S>()`:
+/// the part the CPU (`kernels::FusedBatchTransform`) and CUDA (`kernels::cuda::FusedBatchTransform`) transforms
+/// share. Composer counterpart: the hyperparameters its MixUp, CutMix, CutOut and LabelSmoothing algorithms draw
+/// or hold for a batch.
+template <class... Stages>
+class StageParameters {
+  static_assert((detail::is_stage_v<Stages> && ...),
+                "FusedBatchTransform stages must be stage::MixUp, stage::CutMix, stage::CutOut, stage::Normalize or "
+                "stage::LabelSmoothing");
+  static_assert(detail::stages_in_order<Stages...>(),
+                "FusedBatchTransform stages must appear at most once each, in the order MixUp, CutMix, CutOut, "
+                "Normalize, LabelSmoothing");
+
+ public:
+  /// Whether stage S is part of this transform.
+  template <class S>
+  static constexpr bool has = (std::is_same_v<S, Stages> || ...);
+
+  StageParameters() = default;
+  /// Starts with the given stage parameters (one per stage of the pack, in the pack's order).
+  explicit StageParameters(Stages... stages)
+    requires(sizeof...(Stages) > 0)
+      : stages_(std::move(stages)...) {}
+
+  /// The parameters of stage S (set them before a call).
+  template <class S>
+  [[nodiscard]] S& get() {
+    static_assert(has<S>, "this FusedBatchTransform has no such stage");
+    return std::get<S>(stages_);
+  }
+  /// \copydoc get()
+  template <class S>
+  [[nodiscard]] const S& get() const {
+    static_assert(has<S>, "this FusedBatchTransform has no such stage");
+    return std::get<S>(stages_);
+  }
+
+ protected:
+  std::tuple<Stages...> stages_;  ///< one parameter object per stage, in the pack's order
+};
+
+}  // namespace composer::kernels

@@ -121,20 +121,6 @@ struct FusedBatchOutput {
 
 namespace detail {
 
-template <class S>
-inline constexpr bool is_stage_v = std::is_same_v<S, stage::MixUp> || std::is_same_v<S, stage::CutMix> ||
-                                   std::is_same_v<S, stage::CutOut> ||
-                                   std::is_same_v<S, stage::Normalize> || std::is_same_v<S, stage::LabelSmoothing>;
-
-template <class... S>
-constexpr bool stages_in_order() {
-  int prev = -1;
-  bool ok = true;
-  ((ok = ok && (S::order > prev), prev = S::order), ...);
-  (void)prev;
-  return ok;
-}
-
 [[noreturn]] inline void fail(const std::string& message) { functional::detail::fail(message); }
 
 // Loads `count` lanes (all kLanes when kFull, so that the fixed-size load is used on the hot path), converting
@@ -388,35 +374,15 @@ inline bool ranges_overlap(const at::Tensor& a, const at::Tensor& b) {
 /// instantiated for the input dtype (uint8, float32), output dtype (float32, bfloat16, float16) and which of the pixel
 /// stages are present; a MixUp stage with m = 0 runs the no-mix instantiation.
 template <class... Stages>
-class FusedBatchTransform {
-  static_assert((detail::is_stage_v<Stages> && ...),
-                "FusedBatchTransform stages must be stage::MixUp, stage::CutMix, stage::CutOut, stage::Normalize or "
-                "stage::LabelSmoothing");
-  static_assert(detail::stages_in_order<Stages...>(),
-                "FusedBatchTransform stages must appear at most once each, in the order MixUp, CutMix, CutOut, Normalize, "
-                "LabelSmoothing");
+class FusedBatchTransform : public StageParameters<Stages...> {
+  using Base = StageParameters<Stages...>;
+  using Base::stages_;
 
  public:
+  using Base::Base;
   /// Whether stage S is part of this transform.
   template <class S>
-  static constexpr bool has = (std::is_same_v<S, Stages> || ...);
-
-  FusedBatchTransform() = default;
-  explicit FusedBatchTransform(Stages... stages)
-    requires(sizeof...(Stages) > 0)
-      : stages_(std::move(stages)...) {}
-
-  /// The parameters of stage S (set them before a call).
-  template <class S>
-  [[nodiscard]] S& get() {
-    static_assert(has<S>, "this FusedBatchTransform has no such stage");
-    return std::get<S>(stages_);
-  }
-  template <class S>
-  [[nodiscard]] const S& get() const {
-    static_assert(has<S>, "this FusedBatchTransform has no such stage");
-    return std::get<S>(stages_);
-  }
+  static constexpr bool has = Base::template has<S>;
 
   /// Transforms the image batch into the internal buffer, reused across calls with the same shape, dtype and
   /// layout; the result is overwritten by the next call.
@@ -488,12 +454,12 @@ class FusedBatchTransform {
     const int64_t* perm = nullptr;
     if constexpr (has<stage::MixUp>) {
       perm = checked_perm(n);
-      keep = static_cast<float>(1.0 - get<stage::MixUp>().mixing);
-      take = static_cast<float>(get<stage::MixUp>().mixing);
+      keep = static_cast<float>(1.0 - std::get<stage::MixUp>(stages_).mixing);
+      take = static_cast<float>(std::get<stage::MixUp>(stages_).mixing);
     }
     double s = 0.0;
     if constexpr (has<stage::LabelSmoothing>) {
-      s = get<stage::LabelSmoothing>().smoothing;
+      s = std::get<stage::LabelSmoothing>(stages_).smoothing;
       if (!(s >= 0.0 && s <= 1.0)) {
         detail::fail(std::string(fn) + " smoothing must be in [0, 1], got " + functional::detail::num(s));
       }
@@ -504,9 +470,9 @@ class FusedBatchTransform {
       if (last_image_size_.first <= 0)
         detail::fail(std::string(fn) + " CutMix targets need the image size: transform the images first or call "
                      "set_image_size(H, W)");
-      const auto& box = get<stage::CutMix>().box;
+      const auto& box = std::get<stage::CutMix>(stages_).box;
       functional::detail::check_bbox(box, last_image_size_.first, last_image_size_.second, fn);
-      cut = checked_indices(get<stage::CutMix>().indices, n, cut_perm_, "CutMix indices");
+      cut = checked_indices(std::get<stage::CutMix>(stages_).indices, n, cut_perm_, "CutMix indices");
       own = static_cast<float>(functional::cutmix_area(last_image_size_.first, last_image_size_.second, box));
     }
     const float on_scale = static_cast<float>(1.0 - s);
@@ -617,17 +583,17 @@ class FusedBatchTransform {
     bool mix = false;
     if constexpr (has<stage::MixUp>) {
       args.perm = checked_perm(n);
-      args.keep = static_cast<float>(1.0 - get<stage::MixUp>().mixing);
-      args.take = static_cast<float>(get<stage::MixUp>().mixing);
-      mix = get<stage::MixUp>().mixing != 0.0;
+      args.keep = static_cast<float>(1.0 - std::get<stage::MixUp>(stages_).mixing);
+      args.take = static_cast<float>(std::get<stage::MixUp>(stages_).mixing);
+      mix = std::get<stage::MixUp>(stages_).mixing != 0.0;
     }
 
     // Hole spans per image row, in row elements (one pixel is C elements in channels-last rows).
     const int64_t per_pixel = channels_last ? c : 1;
     if constexpr (has<stage::CutMix>) {
-      const auto& box = get<stage::CutMix>().box;
+      const auto& box = std::get<stage::CutMix>(stages_).box;
       functional::detail::check_bbox(box, h, w, fn);
-      args.cut_perm = checked_indices(get<stage::CutMix>().indices, n, cut_perm_, "CutMix indices");
+      args.cut_perm = checked_indices(std::get<stage::CutMix>(stages_).indices, n, cut_perm_, "CutMix indices");
       args.box_row_begin = box.x1;
       args.box_row_end = box.x2;
       args.box_col_begin = box.y1 * per_pixel;
@@ -638,7 +604,7 @@ class FusedBatchTransform {
     span_offsets_.assign(static_cast<size_t>(h + 1), 0);
     spans_.clear();
     if constexpr (has<stage::CutOut>) {
-      const auto& holes = get<stage::CutOut>().holes;
+      const auto& holes = std::get<stage::CutOut>(stages_).holes;
       for (const auto& hole : holes) {
         const bool ok = 0 <= hole.y1 && hole.y1 <= hole.y2 && hole.y2 <= h && 0 <= hole.x1 && hole.x1 <= hole.x2 &&
                         hole.x2 <= w;
@@ -672,7 +638,7 @@ class FusedBatchTransform {
     // W·C row (channels-last).
     bool norm = false;
     if constexpr (has<stage::Normalize>) {
-      const auto& nm = get<stage::Normalize>();
+      const auto& nm = std::get<stage::Normalize>(stages_);
       if (static_cast<int64_t>(nm.mean.size()) != c || static_cast<int64_t>(nm.stddev.size()) != c) {
         detail::fail(std::string(fn) + " mean and std must have one entry per channel (" + std::to_string(c) +
                      "), got " + std::to_string(nm.mean.size()) + " and " + std::to_string(nm.stddev.size()));
@@ -732,7 +698,6 @@ class FusedBatchTransform {
     }
   }
 
-  std::tuple<Stages...> stages_;
   at::Tensor image_buffer_;
   at::Tensor target_buffer_;
   at::Tensor perm_;

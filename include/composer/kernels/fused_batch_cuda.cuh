@@ -111,25 +111,11 @@ inline constexpr int64_t kMaxSampleSize = (int64_t{1} << 31) - 64;
 enum StageBits : unsigned { kMixUpBit = 1u, kCutMixBit = 2u, kCutOutBit = 4u, kNormalizeBit = 8u };
 
 template <class S>
-inline constexpr bool is_stage_v = std::is_same_v<S, stage::MixUp> || std::is_same_v<S, stage::CutMix> ||
-                                   std::is_same_v<S, stage::CutOut> || std::is_same_v<S, stage::Normalize> ||
-                                   std::is_same_v<S, stage::LabelSmoothing>;
-
-template <class S>
 inline constexpr unsigned stage_bit_v = std::is_same_v<S, stage::MixUp>       ? kMixUpBit
                                         : std::is_same_v<S, stage::CutMix>    ? kCutMixBit
                                         : std::is_same_v<S, stage::CutOut>    ? kCutOutBit
                                         : std::is_same_v<S, stage::Normalize> ? kNormalizeBit
                                                                               : 0u;
-
-template <class... S>
-constexpr bool stages_in_order() {
-  int prev = -1;
-  bool ok = true;
-  ((ok = ok && (S::order > prev), prev = S::order), ...);
-  (void)prev;
-  return ok;
-}
 
 [[noreturn]] inline void fail(const std::string& message) { functional::detail::fail(message); }
 
@@ -679,41 +665,20 @@ struct FusedBatchOutput {
 /// its data pipelines, applied in the order documented at the top of this file. The stages must be listed in the
 /// fixed order MixUp, CutMix, CutOut, Normalize, LabelSmoothing (any subset, each at most once). The image kernel
 /// is instantiated per input dtype (uint8, float32, float16, bfloat16) × output dtype (float32, float16,
-/// bfloat16) for this stage set; a MixUp stage with m = 0 and an empty CutMix box are skipped at run time.
+/// bfloat16) for this stage set; a MixUp stage with m = 0 and an empty CutMix box are skipped at run time. MixUp
+/// and CutMix indices set through `get<S>()` must be on the images' device.
 template <class... Stages>
-class FusedBatchTransform {
-  static_assert((detail::is_stage_v<Stages> && ...),
-                "cuda::FusedBatchTransform stages must be stage::MixUp, stage::CutMix, stage::CutOut, "
-                "stage::Normalize or stage::LabelSmoothing");
-  static_assert(detail::stages_in_order<Stages...>(),
-                "cuda::FusedBatchTransform stages must appear at most once each, in the order MixUp, CutMix, "
-                "CutOut, Normalize, LabelSmoothing");
+class FusedBatchTransform : public StageParameters<Stages...> {
+  using Base = StageParameters<Stages...>;
+  using Base::stages_;
 
   static constexpr unsigned kMask = (0u | ... | detail::stage_bit_v<Stages>);
 
  public:
+  using Base::Base;
   /// Whether stage S is part of this transform.
   template <class S>
-  static constexpr bool has = (std::is_same_v<S, Stages> || ...);
-
-  FusedBatchTransform() = default;
-  /// Starts with the given stage parameters (one per stage of the pack, in the pack's order).
-  explicit FusedBatchTransform(Stages... stages)
-    requires(sizeof...(Stages) > 0)
-      : stages_(std::move(stages)...) {}
-
-  /// The parameters of stage S (set them before a call). MixUp and CutMix indices must be on the images' device.
-  template <class S>
-  [[nodiscard]] S& get() {
-    static_assert(has<S>, "this cuda::FusedBatchTransform has no such stage");
-    return std::get<S>(stages_);
-  }
-  /// \copydoc get()
-  template <class S>
-  [[nodiscard]] const S& get() const {
-    static_assert(has<S>, "this cuda::FusedBatchTransform has no such stage");
-    return std::get<S>(stages_);
-  }
+  static constexpr bool has = Base::template has<S>;
 
   /// Whether each call checks the index and label values on the device (one stream synchronisation per call;
   /// on by default). See the top of this file.
@@ -1054,7 +1019,6 @@ class FusedBatchTransform {
     }
   }
 
-  std::tuple<Stages...> stages_;
   bool value_checks_ = true;
   int64_t image_height_ = 0;
   int64_t image_width_ = 0;
