@@ -31,7 +31,9 @@ TEST_CASE("good time strings parse to Composer's values") {
       {"+3ba", 3, TimeUnit::BATCH},            {"1h20m40s", 4840, TimeUnit::SECOND},
       {"10s", 10, TimeUnit::SECOND},           {"1m", 60, TimeUnit::SECOND},
       {"2h", 7200, TimeUnit::SECOND},          {"1h5s", 3605, TimeUnit::SECOND},
-      {"1dur", 1.0, TimeUnit::DURATION},
+      {"1dur", 1.0, TimeUnit::DURATION},       {"59s", 59, TimeUnit::SECOND},
+      {"23h59m59s", 86399, TimeUnit::SECOND},  {"05s", 5, TimeUnit::SECOND},
+      {"60sec", 60, TimeUnit::SECOND},         {"61sec", 61, TimeUnit::SECOND},
   };
   for (const auto& row : table) {
     CAPTURE(row.text);
@@ -44,13 +46,17 @@ TEST_CASE("good time strings parse to Composer's values") {
 TEST_CASE("bad time strings are clear errors") {
   const std::vector<std::string> table = {"",      "ep",      "10",   "10 epochs", "abc",  "1__0ep", "_1ep",
                                           "1_ep",  "10xx",    "nanep", "infdur",   "1.5ep", "0.1sec", "1.1iter",
-                                          "90m",   "25h",     "e5ep", "1e5.5ba",   "--1ep", "5 5ep"};
+                                          "90m",   "25h",     "e5ep", "1e5.5ba",   "--1ep", "5 5ep",
+                                          "60s",   "61s",     "62s",  "1m60s",     "1h0m61s", "24h", "100s",
+                                          "1H",    "5S"};
   for (const auto& text : table) {
     CAPTURE(text);
     CHECK_THROWS_AS(Time::from_timestring(text), composer::TimeParseError);
   }
   CHECK_THROWS_WITH(Time::from_timestring("10 epochs"), doctest::Contains("invalid time string '10 epochs'"));
   CHECK_THROWS_WITH(Time::from_timestring("1.5ep"), doctest::Contains("requires integer values"));
+  // Composer parses wall-clock times with datetime.strptime, whose datetime refuses seconds of 60 and 61.
+  CHECK_THROWS_WITH(Time::from_timestring("60s"), doctest::Contains("invalid time string '60s'"));
 }
 
 TEST_CASE("Time(value, unit name) accepts values and names in any case") {

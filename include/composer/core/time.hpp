@@ -130,8 +130,11 @@ inline std::string python_float_repr(double value) {
   return text;
 }
 
-// Composer's wall-clock form: fills in missing "h", "m", "s" parts, then requires `^(\d+h)?(\d+m)?(\d+s)?$`
-// with hours < 24, minutes < 60 and seconds < 62 (strptime's ranges). Returns false when it does not apply.
+// Composer's wall-clock form (`verify_wct`, then `datetime.strptime(s, "%Hh%Mm%Ss")`): fills in missing "h", "m",
+// "s" parts ("0h" in front, "h" → "h0m", "0s" at the end), then requires `(\d+h)(\d+m)(\d+s)` with one or two
+// digits per field, hours 0–23, minutes 0–59 and seconds 0–59. strptime's pattern reads 60 and 61 seconds, but
+// the datetime it builds rejects them, so "60s" and "61s" are not wall-clock times. Lower-case letters only.
+// Returns false when the form does not apply.
 inline bool parse_wall_clock(std::string_view text, std::int64_t& seconds) {
   std::string s(text);
   if (s.find('h') == std::string::npos) s = "0h" + s;
@@ -142,7 +145,7 @@ inline bool parse_wall_clock(std::string_view text, std::int64_t& seconds) {
   }
   if (s.find('s') == std::string::npos) s += "0s";
   const char suffixes[] = {'h', 'm', 's'};
-  const int limits[] = {24, 60, 62};
+  const int limits[] = {24, 60, 60};
   std::int64_t parts[3] = {0, 0, 0};
   std::size_t pos = 0;
   for (int k = 0; k < 3; ++k) {
@@ -223,7 +226,8 @@ class Time {
   static Time from_duration(double fraction) { return Time(fraction, TimeUnit::DURATION); }
 
   /// Parses a time string with Composer's rules (`Time.from_timestring`): first the wall-clock form
-  /// `[H h][M m][S s]` (e.g. `"1h20m40s"` = 4840 sec), then a number followed by a unit value in any case
+  /// `[H h][M m][S s]` with one or two digits per field, H 0–23, M 0–59 and S 0–59 (e.g. `"1h20m40s"` = 4840 sec;
+  /// `"60s"`, `"90m"` and `"24h"` are errors, as in Composer), then a number followed by a unit value in any case
   /// (`"10ep"`, `"500ba"`, `"3e4tok"`, `"4_000sp"`, `"0.25dur"`, `"30sec"`, `"2iter"`). The number follows
   /// Python's float syntax; units other than `dur` need an integral value. Throws `TimeParseError` naming the
   /// string otherwise.
