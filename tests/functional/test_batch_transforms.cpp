@@ -312,20 +312,57 @@ TEST_CASE("cutmix_batch random box: pixels follow the returned box and area; bbo
   CHECK(torch::equal(a.input_mixed, b.input_mixed));
 }
 
-TEST_CASE("cutmix_batch with length uses a box of side int(length * D) before clipping") {
+TEST_CASE("cutmix_batch with length sizes the box as Composer's code does: side ~ sqrt(1 - length^2) of the image") {
+  // Composer's cutmix_batch(length=l) takes λ = int(l·W)·int(l·H)/(H·W) and passes it to _rand_bbox as the kept
+  // fraction, so the cuts are int(D·√(1 − λ)) (its docstring says l·D instead). By hand, for an 8×12 image:
+  //   l     int(8l) int(12l)  λ              √(1 − λ)   cut2 = int(8·√)  cut3 = int(12·√)  box before clipping
+  //   0.5   4       6         24/96 = 0.25   0.8660     6 (6.93)         10 (10.39)        6 × 10
+  //   0.75  6       9         54/96          0.6614     5 (5.29)         7 (7.94)          4 × 6
+  //   0.9   7       10        70/96          0.5204     4 (4.16)         6 (6.25)          4 × 6
+  //   1     8       12        1              0          0                0                 empty
+  //   0     0       0         0              1          8                12                8 × 12
+  // (a box of cut c around centre m is [m − c//2, m + c//2), clipped to the image).
+  struct Row {
+    double length;
+    double lambda;
+    int64_t cut2;
+    int64_t cut3;
+  };
+  const std::vector<Row> rows = {
+      {0.5, 0.25, 6, 10}, {0.75, 54.0 / 96.0, 5, 7}, {0.9, 70.0 / 96.0, 4, 6}, {1.0, 1.0, 0, 0}, {0.0, 0.0, 8, 12}};
   const torch::Tensor x = distinct_batch({2, 1, 8, 12});
   const torch::Tensor y = long_tensor({0, 1});
-  torch::manual_seed(17);
-  bool saw_full_box = false;
-  for (int trial = 0; trial < 100; ++trial) {
-    auto [x_mixed, y_perm, area, bbox] = cf::cutmix_batch(x, y, 0.5);
-    CHECK(bbox.x2 - bbox.x1 <= 4);
-    CHECK(bbox.y2 - bbox.y1 <= 6);
-    saw_full_box = saw_full_box || (bbox.x2 - bbox.x1 == 4 && bbox.y2 - bbox.y1 == 6);
-    CHECK(area == cf::cutmix_area(8, 12, bbox));
-    check_cutmix_pixels(x, y_perm, x_mixed, bbox);
+  for (const Row& row : rows) {
+    CAPTURE(row.length);
+    CHECK(cf::cutmix_length_lambda(8, 12, row.length) == row.lambda);
+    bool saw_full_box = false;
+    for (uint64_t trial = 0; trial < 40; ++trial) {
+      CAPTURE(trial);
+      torch::manual_seed(300 + trial);
+      auto [x_mixed, y_perm, area, bbox] = cf::cutmix_batch(x, y, row.length);
+      // The same draws again: the permutation, then the centre on dim 2 and on dim 3 (no λ is drawn).
+      torch::manual_seed(300 + trial);
+      (void)cf::random_permutation(2);
+      const int64_t c2 = cf::detail::randint(0, 8);
+      const int64_t c3 = cf::detail::randint(0, 12);
+      const cf::BBox expected{std::clamp<int64_t>(c2 - row.cut2 / 2, 0, 8),
+                              std::clamp<int64_t>(c3 - row.cut3 / 2, 0, 12),
+                              std::clamp<int64_t>(c2 + row.cut2 / 2, 0, 8),
+                              std::clamp<int64_t>(c3 + row.cut3 / 2, 0, 12)};
+      CHECK(bbox == expected);
+      CHECK(area == cf::cutmix_area(8, 12, bbox));
+      check_cutmix_pixels(x, y_perm, x_mixed, bbox);
+      saw_full_box = saw_full_box || (bbox.x2 - bbox.x1 == row.cut2 / 2 * 2 && bbox.y2 - bbox.y1 == row.cut3 / 2 * 2);
+    }
+    CHECK(saw_full_box);
   }
-  CHECK(saw_full_box);
+  // length 1 pastes nothing: the batch is unchanged and the targets keep all their weight.
+  torch::manual_seed(5);
+  const auto whole = cf::cutmix_batch(x, y, 1.0);
+  CHECK(whole.area == 1.0);
+  CHECK(torch::equal(whole.input_mixed, x));
+  check_bad_argument([] { (void)cf::cutmix_length_lambda(8, 12, -0.5); }, {"length", "-0.5"});
+  check_bad_argument([] { (void)cf::cutmix_length_lambda(0, 12, 0.5); }, {"image size", "0x12"});
 }
 
 TEST_CASE("cutmix_batch argument checks") {

@@ -103,6 +103,28 @@ inline void check_bbox(const BBox& b, int64_t dim2, int64_t dim3, const char* fn
   return detail::cutmix_box_from_cuts(dim2, dim3, cut2, cut3, cx, cy, uniform_sampling);
 }
 
+/// The λ (nominal kept fraction) that Composer's `cutmix_batch` derives from its `length` option for a D2×D3
+/// image: the share of the image that a box of int(length·D2) × int(length·D3) pixels would cover,
+/// λ = int(length·D3)·int(length·D2) / (D2·D3). Passed on to cutmix_rand_bbox as λ, it sizes the box from its
+/// complement, so the side is about √(1 − length²) of the image (length 0: a box the size of the image, clipped
+/// where it crosses the borders; length 1: an empty box). This is what Composer's code does; its docstring
+/// describes a box of length·D2 × length·D3 instead.
+/// Composer counterpart: the `length` branch of `composer.algorithms.cutmix.cutmix.cutmix_batch`.
+/// \throws std::invalid_argument for `length` outside [0, 1] or non-positive sizes.
+[[nodiscard]] inline double cutmix_length_lambda(int64_t dim2, int64_t dim3, double length) {
+  if (dim2 <= 0 || dim3 <= 0) {
+    detail::fail("cutmix_length_lambda image size must be positive, got " + std::to_string(dim2) + "x" +
+                 std::to_string(dim3));
+  }
+  if (!(length >= 0.0 && length <= 1.0)) {
+    detail::fail("cutmix_length_lambda length must be in [0, 1], got " + detail::num(length));
+  }
+  const int64_t cut2 = detail::py_int(length * static_cast<double>(dim2));
+  const int64_t cut3 = detail::py_int(length * static_cast<double>(dim3));
+  // Both products are exact in double, so the quotient is rounded once, as Python's int / int is.
+  return static_cast<double>(cut2 * cut3) / static_cast<double>(dim2 * dim3);
+}
+
 /// The fraction of a D2×D3 image left unmixed by `bbox`: 1 − (x2 − x1)(y2 − y1) / (D2·D3).
 /// Composer counterpart: `composer.algorithms.cutmix.cutmix._adjust_lambda` (λ recomputed from the clipped box).
 [[nodiscard]] inline double cutmix_area(int64_t dim2, int64_t dim3, const BBox& bbox) {
@@ -118,7 +140,10 @@ inline void check_bbox(const BBox& b, int64_t dim2, int64_t dim3, const char* fn
 ///
 /// The box, shared by the whole batch, is chosen as follows:
 /// * `bbox` given: used as it is (it must lie inside the image);
-/// * `length` given: a box of side int(length·D2) × int(length·D3) (before clipping) at a random centre;
+/// * `length` given: as Composer's code does (not as its docstring says), λ = cutmix_length_lambda(D2, D3, length),
+///   the share of a length·D2 × length·D3 box, and then the box of cutmix_rand_bbox(D2, D3, λ): its side is
+///   about √(1 − length²) of the image, so length 1 gives an empty box and length 0 a box the size of the image
+///   (before clipping); no λ is drawn;
 /// * otherwise λ ~ Beta(α, α) and cutmix_rand_bbox(D2, D3, λ, uniform_sampling).
 /// Random boxes are clipped at the borders, and `area` is computed from the clipped box.
 ///
@@ -156,9 +181,8 @@ inline void check_bbox(const BBox& b, int64_t dim2, int64_t dim3, const char* fn
   if (bbox) {
     box = *bbox;
   } else if (length) {
-    const int64_t cut2 = detail::py_int(*length * static_cast<double>(dim2));
-    const int64_t cut3 = detail::py_int(*length * static_cast<double>(dim3));
-    box = detail::cutmix_box_from_cuts(dim2, dim3, cut2, cut3, std::nullopt, std::nullopt, uniform_sampling);
+    box = cutmix_rand_bbox(dim2, dim3, cutmix_length_lambda(dim2, dim3, *length), std::nullopt, std::nullopt,
+                           uniform_sampling);
   } else {
     box = cutmix_rand_bbox(dim2, dim3, sample_cutmix_coef(alpha), std::nullopt, std::nullopt, uniform_sampling);
   }
