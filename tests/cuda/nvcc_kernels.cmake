@@ -1,16 +1,32 @@
 # Run by ctest as torch2_headers.nvcc_kernels (see tests/CMakeLists.txt), on a machine without a GPU:
 #  1. compiles the CUDA tests and benchmark in one nvcc call (-c: the host code against the LibTorch 2.x headers,
 #     the device code for one architecture);
-#  2. builds tests/cuda/test_fused_cuda_host.cu, the kernel's per-element code and argument packing run on the
-#     host (it needs the LibTorch headers but none of its libraries), and runs it.
-# Arguments (-D...): NVCC; FLAGS and SOURCES, '|'-separated lists; HOST_TEST; WORK_DIR.
-foreach(_var NVCC FLAGS SOURCES HOST_TEST WORK_DIR)
+#  2. builds tests/cuda/test_fused_cuda_host.cu, the kernel's argument packing and every thread of its launch grid
+#     run on the host against the eager ATen sequence, linked with LibTorch 2.x's CPU libraries (libtorch_cpu,
+#     libc10), and runs it.
+# Arguments (-D...): NVCC; FLAGS and SOURCES, '|'-separated lists; HOST_TEST; WORK_DIR; TORCH_LIB (the folder of
+# libtorch_cpu.so and libc10.so); RPATH, a '|'-separated list of folders the host test loads libraries from (that
+# folder, and those of the CUDA runtime libraries libtorch_cpu needs: libcudart, libcupti; may be empty).
+foreach(_var NVCC FLAGS SOURCES HOST_TEST WORK_DIR TORCH_LIB)
   if(NOT DEFINED ${_var})
     message(FATAL_ERROR "nvcc_kernels.cmake needs -D${_var}=...")
   endif()
 endforeach()
+foreach(_lib libtorch_cpu.so libc10.so)
+  if(NOT EXISTS "${TORCH_LIB}/${_lib}")
+    message(FATAL_ERROR "nvcc_kernels.cmake: ${TORCH_LIB} holds no ${_lib}; the host-side kernel test links "
+                        "LibTorch 2.x's CPU libraries (scripts/torch2_headers.sh keeps torch/lib next to "
+                        "torch/include)")
+  endif()
+endforeach()
 string(REPLACE "|" ";" _flags "${FLAGS}")
 string(REPLACE "|" ";" _sources "${SOURCES}")
+string(REPLACE "|" ";" _rpath "${RPATH}")
+# DT_RPATH (not RUNPATH), so that the folders also serve the libraries libtorch_cpu loads.
+set(_link -L${TORCH_LIB} -ltorch_cpu -lc10 -Xlinker --disable-new-dtags)
+foreach(_dir IN LISTS _rpath)
+  list(APPEND _link -Xlinker -rpath -Xlinker ${_dir})
+endforeach()
 file(MAKE_DIRECTORY "${WORK_DIR}")
 
 function(composer_step what)
@@ -25,6 +41,6 @@ function(composer_step what)
 endfunction()
 
 composer_step("nvcc -c: CUDA tests and benchmark" "${NVCC}" ${_flags} -c ${_sources})
-# -O2: the host-only build must not keep LibTorch's unused inline functions, which would need its libraries.
-composer_step("nvcc: host-side kernel test" "${NVCC}" ${_flags} -O2 "${HOST_TEST}" -o cuda_host_tests)
+# -O2: LibTorch's unused inline CUDA functions (which would need its CUDA libraries) are not kept.
+composer_step("nvcc: host-side kernel test" "${NVCC}" ${_flags} -O2 "${HOST_TEST}" -o cuda_host_tests ${_link})
 composer_step("cuda_host_tests" "${WORK_DIR}/cuda_host_tests")

@@ -17,6 +17,7 @@
 #include <doctest/doctest.h>
 
 #include "../support/error_messages.hpp"
+#include "fused_reference.hpp"
 
 #include <cuda_runtime.h>
 
@@ -34,6 +35,13 @@ namespace kc = composer::kernels::cuda;
 
 namespace {
 using composer_test::check_bad_argument;
+// The expectation (shared with the host-side run, test_fused_cuda_host.cu): eager(x, setup) applies every stage of
+// the setup, expected_images<S...>(x, setup) only those of the pack S....
+using composer_test::fused::configure;
+using composer_test::fused::eager;
+using composer_test::fused::expected_images;
+using composer_test::fused::rtol_for;
+using composer_test::fused::Setup;
 
 struct Shape {
   int64_t n, c, h, w;
@@ -85,17 +93,6 @@ at::Tensor random_input(const Shape& s, at::ScalarType dtype, Layout layout) {
   return {};
 }
 
-// One configuration of the pixel stages; a disengaged optional leaves the stage out of the eager reference.
-struct Setup {
-  std::optional<double> mixing;
-  at::Tensor mix_perm;
-  std::optional<cf::BBox> box;
-  at::Tensor cut_perm;
-  std::optional<std::vector<cf::CutoutHole>> holes;
-  std::optional<std::vector<double>> mean;
-  std::optional<std::vector<double>> stddev;
-};
-
 std::vector<double> random_values(int64_t c, double lo, double hi) {
   const at::Tensor t = at::rand({c}, at::TensorOptions().dtype(at::kDouble)) * (hi - lo) + lo;
   return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + c);
@@ -129,44 +126,6 @@ Setup random_setup(const Shape& s, bool mix, bool cutmix, bool cutout, bool norm
   return setup;
 }
 
-// The eager sequence the fused transform must reproduce, on the input's device, in float32.
-at::Tensor eager(const at::Tensor& input, const Setup& setup) {
-  at::Tensor x = input.scalar_type() == at::kByte ? input.to(at::kFloat).div(255.0) : input.to(at::kFloat);
-  const at::Tensor dummy = at::zeros({x.size(0)}, at::TensorOptions().dtype(at::kLong).device(x.device()));
-  if (setup.mixing) x = cf::mixup_batch(x, dummy, *setup.mixing, setup.mix_perm).input_mixed;
-  if (setup.box) x = cf::cutmix_batch(x, dummy, *setup.box, setup.cut_perm).input_mixed;
-  if (setup.holes) x = cf::cutout_batch(x, *setup.holes);
-  if (setup.mean) {
-    const int64_t c = x.size(1);
-    const at::Tensor mean =
-        at::tensor(*setup.mean, at::TensorOptions().dtype(at::kDouble)).to(device(), at::kFloat).view({1, c, 1, 1});
-    const at::Tensor sd =
-        at::tensor(*setup.stddev, at::TensorOptions().dtype(at::kDouble)).to(device(), at::kFloat).view({1, c, 1, 1});
-    x = (x - mean) / sd;
-  }
-  return x;
-}
-
-template <class... S>
-void configure(kc::FusedBatchTransform<S...>& t, const Setup& setup) {
-  using T = kc::FusedBatchTransform<S...>;
-  if constexpr (T::template has<st::MixUp>) {
-    t.template get<st::MixUp>().mixing = *setup.mixing;
-    t.template get<st::MixUp>().indices = setup.mix_perm;
-  }
-  if constexpr (T::template has<st::CutMix>) {
-    t.template get<st::CutMix>().box = *setup.box;
-    t.template get<st::CutMix>().indices = setup.cut_perm;
-  }
-  if constexpr (T::template has<st::CutOut>) t.template get<st::CutOut>().holes = *setup.holes;
-  if constexpr (T::template has<st::Normalize>) {
-    t.template get<st::Normalize>().mean = *setup.mean;
-    t.template get<st::Normalize>().stddev = *setup.stddev;
-  }
-}
-
-double rtol_for(at::ScalarType out) { return out == at::kFloat ? 1e-5 : (out == at::kHalf ? 1e-3 : 8e-3); }
-
 void check_close(const at::Tensor& actual, const at::Tensor& expected, double rtol, double atol = 1e-5) {
   REQUIRE(actual.sizes() == expected.sizes());
   const at::Tensor a = actual.to(at::kFloat).cpu();
@@ -183,12 +142,13 @@ at::MemoryFormat format_for(const at::Tensor& input) {
 }
 
 // Runs the transform with the stage pack S... on `input` into a NaN-poisoned caller buffer and into the internal
-// buffer (twice, poisoning it in between), with value checks on and off, and compares with the eager sequence.
+// buffer (twice, poisoning it in between), with value checks on and off, and compares with the eager sequence of
+// the pack's stages (the setup may hold more stages than the pack: those are left out of both).
 template <class... S>
 void check_against_eager(const at::Tensor& input, const Setup& setup, at::ScalarType out_dtype = at::kFloat) {
   kc::FusedBatchTransform<S...> t;
   configure(t, setup);
-  const at::Tensor expected = eager(input, setup);
+  const at::Tensor expected = expected_images<S...>(input, setup);
   const double rtol = rtol_for(out_dtype);
   const at::MemoryFormat fmt = format_for(input);
 

@@ -1,209 +1,188 @@
-// The CUDA fused kernel's per-element code, run on the host: `process_chunk` and `target_value` are
-// __host__ __device__, and the argument packing (`set_mixup`, `set_cutmix`, `set_cutout`, `set_normalize`,
-// `set_geometry`) is the one the transform uses, so this checks the index arithmetic (the 32-bit divisions, the
-// NCHW, channels-last and strided coordinates, the 8-element chunks, the vector, scalar and strided load modes)
-// and the stage semantics against a naive per-pixel reference, on any machine with nvcc and no GPU.
-// It needs the LibTorch 2.x headers but none of its libraries: nothing here calls into LibTorch.
+// The CUDA fused kernel's own code, run on the host against the eager ATen sequence on the CPU, on a machine with
+// nvcc and no GPU:
+//  * the transform's decisions and argument packing (detail::input_layout, output_format, plan_image_args,
+//    plan_target_args: the box, holes and constants, the NCHW / channels-last / strided layout, the vector, scalar
+//    or strided load mode from the real tensors' shapes, strides and addresses), then every thread of the launch
+//    grid the transform would launch (detail::dispatch_image_on_host and run_targets_on_host run the same
+//    image_thread / target_thread and process_chunk as the device, over every element);
+//  * against the GPU suite's own expectation (fused_reference.hpp: the eager sequence of the stages in the pack,
+//    functional::mixup_batch → cutmix_batch → cutout_batch → normalise, and smooth_labels plus the mixes for the
+//    targets, computed by ATen), on the GPU suite's cases: the same shapes, layouts, dtypes, stage packs, boxes,
+//    seeds and draws (test_fused_cuda.cu draws everything on the CPU generator, so each seed gives the same
+//    batches and parameters here).
+// It links LibTorch's CPU libraries (libtorch_cpu, libc10).
 #include <composer/kernels/fused_batch_cuda.cuh>
+
+#include <ATen/ATen.h>
 
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+
+#include "fused_reference.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 namespace kd = composer::kernels::cuda::detail;
 namespace cf = composer::functional;
+namespace st = composer::kernels::stage;
+using composer::kernels::StageParameters;
+using composer_test::fused::configure;
+using composer_test::fused::expected_images;
+using composer_test::fused::expected_targets;
+using composer_test::fused::rtol_for;
+using composer_test::fused::Setup;
 
 namespace {
 
-std::mt19937 rng(12345);
-int64_t uniform(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi - 1)(rng); }
-
-enum class Storage { nchw, channels_last, transposed, sliced, misaligned };
-
-/// A host buffer whose usable part starts on a 64-byte boundary plus `shift` elements.
-template <class T>
-struct Buffer {
-  std::vector<unsigned char> bytes;
-  T* data = nullptr;
-  Buffer(int64_t count, int64_t shift) : bytes(static_cast<size_t>((count + shift) * sizeof(T) + 64)) {
-    auto addr = reinterpret_cast<uintptr_t>(bytes.data());
-    addr = (addr + 63) / 64 * 64;
-    data = reinterpret_cast<T*>(addr) + shift;
-  }
-};
-
-struct Params {
+struct Shape {
   int64_t n, c, h, w;
-  float mixing;
-  std::vector<int64_t> mix_perm, cut_perm;
-  cf::BBox box;
-  std::vector<cf::CutoutHole> holes;
-  std::vector<double> mean, stddev;
 };
 
-Params random_params(int64_t n, int64_t c, int64_t h, int64_t w) {
-  Params p{n, c, h, w, 0.0f, {}, {}, {0, 0, 0, 0}, {}, {}, {}};
-  p.mixing = uniform(0, 3) == 0 ? 0.0f : static_cast<float>(uniform(1, 100)) / 200.0f;
-  p.mix_perm.resize(static_cast<size_t>(n));
-  p.cut_perm.resize(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) p.mix_perm[static_cast<size_t>(i)] = p.cut_perm[static_cast<size_t>(i)] = i;
-  std::shuffle(p.mix_perm.begin(), p.mix_perm.end(), rng);
-  std::shuffle(p.cut_perm.begin(), p.cut_perm.end(), rng);
-  const int64_t x1 = uniform(0, h + 1);
-  const int64_t y1 = uniform(0, w + 1);
-  p.box = {x1, y1, uniform(x1, h + 1), uniform(y1, w + 1)};
-  for (int i = 0; i < 3; ++i) {
-    const int64_t r1 = uniform(0, h + 1);
-    const int64_t c1 = uniform(0, w + 1);
-    p.holes.push_back({r1, c1, uniform(r1, h + 1), uniform(c1, w + 1)});
+// The GPU suite's input layouts.
+enum class Layout { nchw, channels_last, transposed, sliced, misaligned };
+const std::vector<Layout> kAllLayouts = {Layout::nchw, Layout::channels_last, Layout::transposed, Layout::sliced,
+                                         Layout::misaligned};
+
+std::string layout_name(Layout l) {
+  switch (l) {
+    case Layout::nchw: return "nchw";
+    case Layout::channels_last: return "channels_last";
+    case Layout::transposed: return "transposed";
+    case Layout::sliced: return "sliced";
+    case Layout::misaligned: return "misaligned";
   }
-  p.holes.push_back({0, 0, std::min<int64_t>(2, h), w});  // the top rows, touching three borders
-  for (int64_t ch = 0; ch < c; ++ch) {
-    p.mean.push_back(static_cast<double>(uniform(-50, 50)) / 100.0);
-    p.stddev.push_back(static_cast<double>(uniform(20, 150)) / 100.0);
-  }
-  return p;
+  return "?";
 }
 
-template <class T>
-T make_value(int64_t i) {
-  if constexpr (std::is_same_v<T, uint8_t>) {
-    return static_cast<uint8_t>((i * 37 + 11) % 256);
-  } else {
-    return T(static_cast<float>((i * 7919) % 1000) / 250.0f - 1.5f);
-  }
-}
-
-/// Runs the kernel's chunk function over a whole batch in `storage` and compares every output element (and the
-/// untouched elements around the output) with the naive reference. Returns the load mode used.
-template <class In, class Out, unsigned kMask>
-int check_batch(const Params& p, Storage storage) {
-  constexpr bool kMix = (kMask & kd::kMixUpBit) != 0;
-  constexpr bool kCut = (kMask & kd::kCutMixBit) != 0;
-  constexpr bool kHole = (kMask & kd::kCutOutBit) != 0;
-  constexpr bool kNorm = (kMask & kd::kNormalizeBit) != 0;
-  const int64_t n = p.n, c = p.c, h = p.h, w = p.w;
-  const int64_t sample = c * h * w;
-
-  // Input storage and the strides (elements) of the logical [N, C, H, W] view.
-  std::array<int64_t, 4> st{};
-  int64_t extent = n * sample;
-  kd::InputLayout layout = kd::InputLayout::nchw;
-  switch (storage) {
-    case Storage::nchw:
-    case Storage::misaligned: st = {sample, h * w, w, 1}; break;
-    case Storage::channels_last:
-      st = {sample, 1, w * c, c};
-      layout = kd::InputLayout::channels_last;
-      break;
-    case Storage::transposed:  // [N, C, W, H] memory
-      st = {sample, h * w, 1, h};
-      layout = kd::InputLayout::strided;
-      break;
-    case Storage::sliced:  // every other column of [N, C, H, 2W] memory
-      st = {2 * sample, 2 * h * w, 2 * w, 2};
-      extent = 2 * n * sample;
-      layout = kd::InputLayout::strided;
-      break;
-  }
-  const int64_t shift = storage == Storage::misaligned ? 1 : 0;
-  Buffer<In> in(extent, shift);
-  for (int64_t i = 0; i < extent; ++i) in.data[i] = make_value<In>(i + 3 * n);
-  const float scale = std::is_same_v<In, uint8_t> ? 1.0f / 255.0f : 1.0f;
-  auto x = [&](int64_t s, int64_t ch, int64_t r, int64_t col) {
-    return static_cast<float>(in.data[s * st[0] + ch * st[1] + r * st[2] + col * st[3]]) * scale;
+// The GPU suite's random_input, on the CPU: the same draws (uint8 in [0, 255], others ~ 2·N(0, 1) + 0.5).
+at::Tensor random_input(const Shape& s, at::ScalarType dtype, Layout layout) {
+  auto make = [&](std::vector<int64_t> sizes) {
+    if (dtype == at::kByte) return at::randint(0, 256, sizes, at::TensorOptions().dtype(at::kByte));
+    return (at::randn(sizes) * 2.0 + 0.5).to(dtype);
   };
-
-  // The reference, in the output layout (channels-last for channels-last input, NCHW otherwise).
-  const bool cl = layout == kd::InputLayout::channels_last;
-  std::vector<float> expected(static_cast<size_t>(n * sample));
-  for (int64_t s = 0; s < n; ++s) {
-    for (int64_t ch = 0; ch < c; ++ch) {
-      for (int64_t r = 0; r < h; ++r) {
-        for (int64_t col = 0; col < w; ++col) {
-          // MixUp on the whole batch, then CutMix pastes the partner's mixed pixel, then CutOut, then Normalize.
-          auto mixed = [&](int64_t image) {
-            float v = x(image, ch, r, col);
-            if (kMix && p.mixing != 0.0f) {
-              v = std::fma(v, 1.0f - p.mixing, x(p.mix_perm[static_cast<size_t>(image)], ch, r, col) * p.mixing);
-            }
-            return v;
-          };
-          const bool boxed = kCut && p.box.x1 <= r && r < p.box.x2 && p.box.y1 <= col && col < p.box.y2;
-          float v = mixed(boxed ? p.cut_perm[static_cast<size_t>(s)] : s);
-          if (kHole) {
-            for (const cf::CutoutHole& hole : p.holes) {
-              if (hole.y1 <= r && r < hole.y2 && hole.x1 <= col && col < hole.x2) v = 0.0f;
-            }
-          }
-          if (kNorm) {
-            const size_t k = static_cast<size_t>(ch);
-            v = (v - static_cast<float>(p.mean[k])) * static_cast<float>(1.0 / p.stddev[k]);
-          }
-          const int64_t o = cl ? s * sample + (r * w + col) * c + ch : s * sample + (ch * h + r) * w + col;
-          expected[static_cast<size_t>(o)] = v;
-        }
-      }
+  switch (layout) {
+    case Layout::nchw: return make({s.n, s.c, s.h, s.w});
+    case Layout::channels_last: return make({s.n, s.c, s.h, s.w}).contiguous(at::MemoryFormat::ChannelsLast);
+    case Layout::transposed: return make({s.n, s.c, s.w, s.h}).transpose(2, 3);
+    case Layout::sliced: return make({s.n, s.c, s.h, 2 * s.w}).slice(3, 0, 2 * s.w, 2);
+    case Layout::misaligned: {
+      const int64_t numel = s.n * s.c * s.h * s.w;
+      return make({numel + 1}).narrow(0, 1, numel).view({s.n, s.c, s.h, s.w});
     }
   }
-
-  // The kernel's arguments, packed as the transform packs them, and every chunk run on the host.
-  // The output starts kVec elements into an aligned buffer (plus the misaligned storage's shift), with sentinels
-  // on both sides.
-  Buffer<Out> out(n * sample + 2 * kd::kVec + 1, 0);
-  const Out sentinel = Out(-1234.0f);
-  for (int64_t i = 0; i < n * sample + 2 * kd::kVec + 1; ++i) out.data[i] = sentinel;
-  Out* const o = out.data + kd::kVec + shift;
-  kd::ImageArgs a;
-  if constexpr (kMix) kd::set_mixup(a, p.mixing, p.mix_perm.data());
-  if constexpr (kCut) kd::set_cutmix(a, p.box, h, w, p.cut_perm.data());
-  if constexpr (kHole) kd::set_cutout(a, p.holes, h, w);
-  if constexpr (kNorm) kd::set_normalize(a, p.mean, p.stddev, c);
-  kd::set_geometry(a, {n, c, h, w}, st, layout, in.data, sizeof(In), std::is_same_v<In, uint8_t>, o, sizeof(Out));
-  for (int64_t s = 0; s < n; ++s) {
-    for (uint32_t chunk = 0; chunk < a.chunks; ++chunk) {
-      kd::process_chunk<In, Out, kMask>(a, a.mean, a.inv_std, s, chunk * kd::kVec);
-    }
-  }
-
-  const double rtol = std::is_same_v<Out, float> ? 1e-6 : (std::is_same_v<Out, c10::Half> ? 1e-3 : 8e-3);
-  int64_t bad = 0;
-  double worst = 0.0;
-  for (int64_t i = 0; i < n * sample; ++i) {
-    const double got = static_cast<float>(o[i]);
-    const double want = expected[static_cast<size_t>(i)];
-    const double err = std::fabs(got - want);
-    if (!(err <= 1e-6 + rtol * std::fabs(want))) {
-      ++bad;
-      worst = std::max(worst, err);
-    }
-  }
-  CAPTURE(worst);
-  CHECK(bad == 0);
-  CHECK(static_cast<float>(o[-1]) == static_cast<float>(sentinel));          // nothing written before
-  CHECK(static_cast<float>(o[n * sample]) == static_cast<float>(sentinel));  // nor after
-  return a.mode;
+  return {};
 }
 
-template <unsigned kMask>
-void check_all_dtypes(const Params& p, Storage storage, std::array<int, 3>& modes) {
-  ++modes[static_cast<size_t>(check_batch<float, float, kMask>(p, storage))];
-  ++modes[static_cast<size_t>(check_batch<uint8_t, c10::BFloat16, kMask>(p, storage))];
-  ++modes[static_cast<size_t>(check_batch<uint8_t, float, kMask>(p, storage))];
-  ++modes[static_cast<size_t>(check_batch<c10::Half, c10::Half, kMask>(p, storage))];
-  ++modes[static_cast<size_t>(check_batch<c10::BFloat16, float, kMask>(p, storage))];
-  ++modes[static_cast<size_t>(check_batch<float, c10::BFloat16, kMask>(p, storage))];
+std::vector<double> random_values(int64_t c, double lo, double hi) {
+  const at::Tensor t = at::rand({c}, at::TensorOptions().dtype(at::kDouble)) * (hi - lo) + lo;
+  return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + c);
 }
+
+at::Tensor random_perm(int64_t n) { return at::randperm(n, at::TensorOptions().dtype(at::kLong)); }
+
+// The GPU suite's random_setup, on the CPU (the same draws in the same order).
+Setup random_setup(const Shape& s, bool mix, bool cutmix, bool cutout, bool norm) {
+  Setup setup;
+  if (mix) {
+    setup.mixing = at::rand({1}, at::TensorOptions().dtype(at::kDouble)).item<double>() * 0.5;
+    setup.mix_perm = random_perm(s.n);
+  }
+  if (cutmix) {
+    const double lambda = at::rand({1}, at::TensorOptions().dtype(at::kDouble)).item<double>();
+    setup.box = cf::cutmix_rand_bbox(s.h, s.w, lambda);
+    setup.cut_perm = random_perm(s.n);
+  }
+  if (cutout) {
+    std::vector<cf::CutoutHole> holes = cf::sample_cutout_holes(s.h, s.w, 2, std::max<int64_t>(2, s.h / 2));
+    holes.push_back({0, 0, std::min<int64_t>(2, s.h), std::min<int64_t>(3, s.w)});              // top-left corner
+    holes.push_back({std::max<int64_t>(0, s.h - 2), std::max<int64_t>(0, s.w - 3), s.h, s.w});  // bottom-right
+    holes.push_back({s.h / 2, 0, s.h / 2 + 1, s.w});                                             // a full row
+    holes.push_back({1 % (s.h + 1), 1 % (s.w + 1), 1 % (s.h + 1), 1 % (s.w + 1)});              // empty
+    setup.holes = holes;
+  }
+  if (norm) {
+    setup.mean = random_values(s.c, -0.5, 0.8);
+    setup.stddev = random_values(s.c, 0.2, 1.5);
+  }
+  return setup;
+}
+
+// Indices as the transform hands them to the kernel: contiguous int64 (converted when needed), or none.
+at::Tensor as_long(const at::Tensor& indices) {
+  return indices.defined() ? indices.to(at::kLong).contiguous() : at::Tensor();
+}
+const int64_t* pointer(const at::Tensor& t) { return t.defined() ? t.data_ptr<int64_t>() : nullptr; }
+
+// How often each load mode was chosen.
+std::array<int, 3> g_modes{};
+
+void check_close(const at::Tensor& actual, const at::Tensor& expected, double rtol, double atol = 1e-5) {
+  REQUIRE(actual.sizes() == expected.sizes());
+  const at::Tensor a = actual.to(at::kFloat);
+  const at::Tensor e = expected.to(at::kFloat);
+  CHECK_FALSE(a.isnan().any().item<bool>());
+  const double max_err = (a - e).abs().max().item<double>();
+  CAPTURE(max_err);
+  CHECK(at::allclose(a, e, rtol, atol));
+}
+
+// What the transform with the stage pack S... does for one image call, with the kernel's threads run on the host:
+// the input's layout, an output in the transform's format poisoned with NaN, the arguments packed by
+// plan_image_args, the kernel instantiated for (input dtype, output dtype, the pack's stages) over its whole grid;
+// then compared with the GPU suite's expectation for that pack.
+template <class... S>
+void check_against_eager(const at::Tensor& input, const Setup& setup, at::ScalarType out_dtype = at::kFloat) {
+  StageParameters<S...> params;
+  configure(params, setup);
+  const kd::InputLayout layout = kd::input_layout(input);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  at::Tensor out =
+      at::full(input.sizes(), nan, at::TensorOptions().dtype(out_dtype)).contiguous(kd::output_format(layout));
+  const at::Tensor mix = as_long(setup.mix_perm);
+  const at::Tensor cut = as_long(setup.cut_perm);
+  const kd::ImageArgs a = kd::plan_image_args(params, input, out, layout, pointer(mix), pointer(cut));
+  if (input.numel() > 0) {
+    ++g_modes[static_cast<size_t>(a.mode)];
+    kd::dispatch_image_on_host<kd::stage_mask_v<S...>>(a, input.scalar_type(), out_dtype);
+  }
+  CHECK(out.is_contiguous(kd::output_format(layout)));
+  check_close(out, expected_images<S...>(input, setup), rtol_for(out_dtype));
+}
+
+// The same for one target call: plan_target_args for an H×W image and every thread of the target kernel's grid,
+// against the GPU suite's expected targets for the pack.
+template <class... S>
+void check_targets(const at::Tensor& labels, int64_t num_classes, const Setup& setup, double smoothing, int64_t height,
+                   int64_t width) {
+  StageParameters<S...> params;
+  configure(params, setup);
+  if constexpr (StageParameters<S...>::template has<st::LabelSmoothing>) {
+    params.template get<st::LabelSmoothing>().smoothing = smoothing;
+  }
+  const int64_t n = labels.size(0);
+  const at::Tensor labels_long = labels.to(at::kLong).contiguous();
+  const at::Tensor mix = as_long(setup.mix_perm);
+  const at::Tensor cut = as_long(setup.cut_perm);
+  at::Tensor out = at::full({n, num_classes}, std::numeric_limits<float>::quiet_NaN());
+  const kd::TargetArgs a = kd::plan_target_args(params, labels_long.data_ptr<int64_t>(), n, num_classes, pointer(mix),
+                                                pointer(cut), height, width, out.data_ptr<float>());
+  kd::run_targets_on_host<kd::target_mask(kd::stage_mask_v<S...>)>(a);
+  const at::Tensor expected = expected_targets<S...>(labels, num_classes, setup, smoothing, height, width);
+  REQUIRE(out.sizes() == expected.sizes());
+  CHECK_FALSE(out.isnan().any().item<bool>());
+  CAPTURE((out - expected).abs().max().item<double>());
+  CHECK(at::allclose(out, expected, 1e-6, 1e-7));
+}
+
+using All = StageParameters<st::MixUp, st::CutMix, st::CutOut, st::Normalize, st::LabelSmoothing>;
 
 std::string message_of(void (*f)()) {
   try {
@@ -217,6 +196,7 @@ std::string message_of(void (*f)()) {
 }  // namespace
 
 TEST_CASE("cuda fused (host): the 32-bit division by a launch constant is exact below 2^31") {
+  std::mt19937 rng(12345);
   for (uint32_t d : {1u, 2u, 3u, 5u, 7u, 12u, 13u, 24u, 28u, 224u, 1000u, 65535u, 65536u, 100003u, (1u << 30) + 1u,
                      (1u << 31) - 1u}) {
     const kd::DivMod div(d);
@@ -234,78 +214,176 @@ TEST_CASE("cuda fused (host): the 32-bit division by a launch constant is exact 
   }
 }
 
-TEST_CASE("cuda fused (host): every chunk equals the eager sequence for each stage set, layout and dtype") {
-  std::array<int, 3> modes{};
-  const std::vector<std::array<int64_t, 4>> shapes = {{1, 1, 1, 1},  {1, 3, 5, 7},  {3, 3, 5, 7},  {2, 1, 28, 28},
-                                                      {4, 3, 17, 9}, {5, 2, 8, 33}, {7, 4, 1, 13}, {2, 3, 13, 1},
-                                                      {3, 3, 16, 16}, {3, 5, 11, 24}, {2, 3, 32, 32}, {2, 4, 6, 2}};
-  for (const auto& [n, c, h, w] : shapes) {
-    for (Storage storage : {Storage::nchw, Storage::channels_last, Storage::transposed, Storage::sliced,
-                            Storage::misaligned}) {
-      for (int rep = 0; rep < 2; ++rep) {
-        CAPTURE(n);
-        CAPTURE(c);
-        CAPTURE(h);
-        CAPTURE(w);
-        CAPTURE(static_cast<int>(storage));
-        const Params p = random_params(n, c, h, w);
-        check_all_dtypes<15>(p, storage, modes);  // MixUp, CutMix, CutOut, Normalize
-        check_all_dtypes<0>(p, storage, modes);   // conversion only
-        check_all_dtypes<1>(p, storage, modes);
-        check_all_dtypes<2>(p, storage, modes);
-        check_all_dtypes<3>(p, storage, modes);
-        check_all_dtypes<4>(p, storage, modes);
-        check_all_dtypes<8>(p, storage, modes);
-        check_all_dtypes<13>(p, storage, modes);  // MixUp, CutOut, Normalize
+// The GPU suite's image cases, one for one (same names after "cuda fused (host): ", same seeds and draws; the
+// CutMix-box case checks the targets of each call too), then its targets case, widened to negative labels, an
+// empty box and the whole image.
+
+TEST_CASE("cuda fused (host): all stages equal mixup -> cutmix -> cutout -> normalise on many shapes and layouts") {
+  at::manual_seed(1);
+  const std::vector<Shape> shapes = {{1, 1, 1, 1},   {1, 3, 5, 7},   {3, 3, 5, 7},   {2, 1, 28, 28},
+                                     {4, 3, 17, 9},  {5, 2, 8, 33},  {7, 4, 1, 13},  {2, 3, 13, 1},
+                                     {8, 3, 64, 64}, {3, 5, 11, 24}, {4, 3, 16, 16}, {2, 3, 224, 224}};
+  for (const Shape& s : shapes) {
+    for (at::ScalarType in : {at::kByte, at::kFloat}) {
+      for (Layout layout : {Layout::nchw, Layout::channels_last}) {
+        CAPTURE(s.n);
+        CAPTURE(s.c);
+        CAPTURE(s.h);
+        CAPTURE(s.w);
+        CAPTURE(in);
+        CAPTURE(layout_name(layout));
+        const at::Tensor x = random_input(s, in, layout);
+        const Setup setup = random_setup(s, true, true, true, true);
+        check_against_eager<st::MixUp, st::CutMix, st::CutOut, st::Normalize, st::LabelSmoothing>(x, setup);
+        check_against_eager<st::MixUp, st::CutOut, st::Normalize>(x, random_setup(s, true, false, true, true),
+                                                                  at::kBFloat16);
       }
     }
   }
-  // All three load modes were exercised.
-  CHECK(modes[kd::kLoadVector] > 0);
-  CHECK(modes[kd::kLoadScalar] > 0);
-  CHECK(modes[kd::kLoadStrided] > 0);
 }
 
-TEST_CASE("cuda fused (host): targets are the smoothed mixes of MixUp and CutMix") {
-  const int64_t n = 9;
-  const int64_t k = 7;
-  std::vector<int64_t> labels(n), mix_perm(n), cut_perm(n);
-  for (int64_t i = 0; i < n; ++i) {
-    labels[static_cast<size_t>(i)] = uniform(-1, k);  // -1: an ignored row
-    mix_perm[static_cast<size_t>(i)] = cut_perm[static_cast<size_t>(i)] = i;
-  }
-  std::shuffle(mix_perm.begin(), mix_perm.end(), rng);
-  std::shuffle(cut_perm.begin(), cut_perm.end(), rng);
-  const float m = 0.3f, area = 0.7f, s = 0.1f;
-  kd::TargetArgs a;
-  a.labels = labels.data();
-  a.batch = n;
-  a.classes = k;
-  a.mix_perm = mix_perm.data();
-  a.cut_perm = cut_perm.data();
-  a.keep = 1.0f - m;
-  a.take = m;
-  a.area = area;
-  a.on_scale = 1.0f - s;
-  a.off = s / static_cast<float>(k);
-  auto smooth = [&](int64_t label, int64_t cls) {
-    return (label == cls ? 1.0f - s : 0.0f) + s / static_cast<float>(k);
-  };
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t cls = 0; cls < k; ++cls) {
-      auto mixed = [&](int64_t j) {
-        return (1.0f - m) * smooth(labels[static_cast<size_t>(j)], cls) +
-               m * smooth(labels[static_cast<size_t>(mix_perm[static_cast<size_t>(j)])], cls);
-      };
-      const int64_t partner = cut_perm[static_cast<size_t>(i)];
-      CHECK(kd::target_value<0>(a, i, cls) == doctest::Approx(smooth(labels[static_cast<size_t>(i)], cls)));
-      CHECK(kd::target_value<1>(a, i, cls) == doctest::Approx(mixed(i)));
-      CHECK(kd::target_value<2>(a, i, cls) ==
-            doctest::Approx(area * smooth(labels[static_cast<size_t>(i)], cls) +
-                            (1.0f - area) * smooth(labels[static_cast<size_t>(partner)], cls)));
-      CHECK(kd::target_value<3>(a, i, cls) == doctest::Approx(area * mixed(i) + (1.0f - area) * mixed(partner)));
+TEST_CASE("cuda fused (host): every input dtype, output dtype and layout") {
+  at::manual_seed(2);
+  for (const Shape& s : {Shape{3, 3, 5, 7}, Shape{4, 3, 16, 16}, Shape{2, 4, 8, 9}, Shape{1, 3, 32, 32}}) {
+    for (at::ScalarType in : {at::kByte, at::kFloat, at::kHalf, at::kBFloat16}) {
+      for (at::ScalarType out : {at::kFloat, at::kHalf, at::kBFloat16}) {
+        for (Layout layout : kAllLayouts) {
+          CAPTURE(s.n);
+          CAPTURE(s.h);
+          CAPTURE(s.w);
+          CAPTURE(in);
+          CAPTURE(out);
+          CAPTURE(layout_name(layout));
+          const at::Tensor x = random_input(s, in, layout);
+          check_against_eager<st::MixUp, st::CutMix, st::CutOut, st::Normalize, st::LabelSmoothing>(
+              x, random_setup(s, true, true, true, true), out);
+          check_against_eager<>(x, random_setup(s, false, false, false, false), out);
+        }
+      }
     }
   }
+}
+
+TEST_CASE("cuda fused (host): each stage alone and in pairs") {
+  at::manual_seed(3);
+  for (const Shape& s : {Shape{3, 3, 5, 7}, Shape{4, 2, 9, 19}, Shape{1, 3, 6, 8}, Shape{5, 3, 12, 12}}) {
+    for (at::ScalarType in : {at::kByte, at::kFloat, at::kHalf}) {
+      for (Layout layout : {Layout::nchw, Layout::channels_last, Layout::transposed}) {
+        CAPTURE(s.n);
+        CAPTURE(s.w);
+        CAPTURE(in);
+        CAPTURE(layout_name(layout));
+        const at::Tensor x = random_input(s, in, layout);
+        check_against_eager<st::MixUp>(x, random_setup(s, true, false, false, false));
+        check_against_eager<st::CutMix, st::LabelSmoothing>(x, random_setup(s, false, true, false, false));
+        check_against_eager<st::CutOut>(x, random_setup(s, false, false, true, false));
+        check_against_eager<st::Normalize>(x, random_setup(s, false, false, false, true));
+        check_against_eager<st::LabelSmoothing>(x, random_setup(s, false, false, false, false));
+        check_against_eager<st::MixUp, st::CutMix>(x, random_setup(s, true, true, false, false));
+        check_against_eager<st::CutOut, st::Normalize>(x, random_setup(s, false, false, true, true));
+        check_against_eager<st::MixUp, st::CutOut, st::Normalize>(x, random_setup(s, true, false, true, true));
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda fused (host): CutMix boxes on the borders, the whole image and empty boxes") {
+  at::manual_seed(4);
+  for (const Shape& s : {Shape{4, 3, 7, 10}, Shape{3, 2, 16, 16}, Shape{1, 3, 5, 5}}) {
+    const std::vector<cf::BBox> boxes = {
+        {0, 0, s.h, s.w},              // the whole image
+        {0, 0, 1, 1},                  // the top-left pixel
+        {s.h - 1, s.w - 1, s.h, s.w},  // the bottom-right pixel
+        {0, 2, s.h, 3},                // one full column
+        {s.h - 2, 0, s.h, s.w},        // the last two rows
+        {0, 0, 0, 0},                  // empty
+        {2, 1, 2, 4},                  // empty (no rows)
+        {1, 3, 4, 3},                  // empty (no columns)
+    };
+    for (const cf::BBox& box : boxes) {
+      for (Layout layout : {Layout::nchw, Layout::channels_last, Layout::sliced}) {
+        CAPTURE(s.n);
+        CAPTURE(s.h);
+        CAPTURE(box.x1);
+        CAPTURE(box.y1);
+        CAPTURE(box.x2);
+        CAPTURE(box.y2);
+        CAPTURE(layout_name(layout));
+        const at::Tensor x = random_input(s, at::kByte, layout);
+        Setup setup = random_setup(s, true, true, true, true);
+        setup.box = box;
+        check_against_eager<st::MixUp, st::CutMix, st::CutOut, st::Normalize, st::LabelSmoothing>(x, setup);
+        check_against_eager<st::CutMix, st::LabelSmoothing>(x, setup, at::kHalf);
+        check_against_eager<st::MixUp, st::CutMix>(x, setup, at::kBFloat16);
+        // The targets of the same calls: an empty box keeps them (area 1), the whole image hands them over.
+        const at::Tensor labels = at::arange(s.n, at::TensorOptions().dtype(at::kLong)).remainder(3);
+        check_targets<st::MixUp, st::CutMix, st::CutOut, st::Normalize, st::LabelSmoothing>(labels, 3, setup, 0.1,
+                                                                                            s.h, s.w);
+        check_targets<st::CutMix, st::LabelSmoothing>(labels, 3, setup, 0.2, s.h, s.w);
+        check_targets<st::MixUp, st::CutMix>(labels, 3, setup, 0.0, s.h, s.w);
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda fused (host): other strided inputs are read in place and give NCHW output") {
+  at::manual_seed(5);
+  const Shape s{4, 3, 9, 6};
+  const Setup setup = random_setup(s, true, true, true, true);
+  const at::Tensor expanded = random_input({1, 3, 9, 6}, at::kFloat, Layout::nchw).expand({4, 3, 9, 6});
+  const at::Tensor cl_sliced = random_input({4, 3, 9, 12}, at::kByte, Layout::channels_last).slice(3, 0, 12, 2);
+  const at::Tensor permuted = random_input({4, 9, 3, 6}, at::kHalf, Layout::nchw).permute({0, 2, 1, 3});
+  const at::Tensor batch_sliced = random_input({8, 3, 9, 6}, at::kBFloat16, Layout::nchw).slice(0, 1, 8, 2);
+  for (const at::Tensor& x : {expanded, cl_sliced, permuted, batch_sliced}) {
+    CAPTURE(x.strides());
+    REQUIRE(x.sizes() == at::IntArrayRef({4, 3, 9, 6}));
+    CHECK(kd::input_layout(x) == kd::InputLayout::strided);
+    check_against_eager<st::MixUp, st::CutMix, st::CutOut, st::Normalize, st::LabelSmoothing>(x, setup);
+    check_against_eager<st::MixUp, st::CutOut, st::Normalize>(x, setup, at::kBFloat16);
+  }
+}
+
+TEST_CASE("cuda fused (host): targets equal eager mixing, cutmix weighting and smoothing") {
+  at::manual_seed(6);
+  for (int64_t n : {1, 5, 32, 300}) {
+    for (int64_t k : {1, 2, 10, 37, 1000}) {
+      CAPTURE(n);
+      CAPTURE(k);
+      // Negative labels are ignored rows, as in ensure_targets_one_hot.
+      const at::Tensor labels = at::randint(-1, k, {n}, at::TensorOptions().dtype(at::kLong));
+      Setup setup;
+      setup.mixing = 0.37;
+      setup.mix_perm = random_perm(n);
+      setup.cut_perm = random_perm(n);
+      for (const cf::BBox& box : {cf::BBox{1, 2, 5, 9}, cf::BBox{3, 3, 3, 7}, cf::BBox{0, 0, 10, 12}}) {
+        CAPTURE(box.x1);
+        CAPTURE(box.x2);
+        setup.box = box;  // on a 10 × 12 image
+        check_targets<st::MixUp, st::CutMix, st::LabelSmoothing>(labels, k, setup, 0.1, 10, 12);
+        check_targets<st::CutMix, st::LabelSmoothing>(labels, k, setup, 0.1, 10, 12);
+        check_targets<st::CutMix>(labels.to(at::kInt), k, setup, 0.0, 10, 12);
+      }
+      check_targets<st::LabelSmoothing>(labels, k, setup, 0.3, 10, 12);
+      check_targets<st::MixUp>(labels, k, setup, 0.0, 10, 12);
+      check_targets<>(labels, k, setup, 0.0, 10, 12);
+    }
+  }
+}
+
+TEST_CASE("cuda fused (host): the vector, scalar and strided load modes were all exercised") {
+  // After the cases above (doctest runs them in file order).
+  CHECK(g_modes[kd::kLoadVector] > 0);
+  CHECK(g_modes[kd::kLoadScalar] > 0);
+  CHECK(g_modes[kd::kLoadStrided] > 0);
+  // The vector mode needs C·H·W a multiple of 8 and aligned tensors, whatever W is.
+  const at::Tensor x = at::zeros({2, 4, 6, 2});  // 48 elements per image, W = 2
+  at::Tensor out = at::empty_like(x);
+  CHECK(kd::plan_image_args(StageParameters<>{}, x, out, kd::input_layout(x), nullptr, nullptr).mode ==
+        kd::kLoadVector);
+  const at::Tensor odd = at::zeros({2, 3, 7, 10});  // 210 elements per image
+  at::Tensor odd_out = at::empty_like(odd);
+  CHECK(kd::plan_image_args(StageParameters<>{}, odd, odd_out, kd::input_layout(odd), nullptr, nullptr).mode ==
+        kd::kLoadScalar);
 }
 
 TEST_CASE("cuda fused (host): the argument packing rejects boxes, holes and constants that do not fit") {
@@ -333,10 +411,29 @@ TEST_CASE("cuda fused (host): the argument packing rejects boxes, holes and cons
           kd::ImageArgs a;
           kd::set_normalize(a, std::vector<double>(65, 0.0), std::vector<double>(65, 1.0), 65);
         }).find("at most 64 channels") != std::string::npos);
-  // Empty holes are dropped; an empty box switches CutMix off.
+  CHECK(message_of([] {
+          StageParameters<st::CutMix> p;
+          float out[4];
+          const int64_t labels[2] = {0, 1};
+          (void)kd::plan_target_args(p, labels, 2, 2, nullptr, nullptr, 0, 0, out);
+        }).find("CutMix targets need the image size") != std::string::npos);
+  CHECK(message_of([] {
+          StageParameters<st::LabelSmoothing> p;
+          p.get<st::LabelSmoothing>().smoothing = 1.5;
+          float out[4];
+          const int64_t labels[2] = {0, 1};
+          (void)kd::plan_target_args(p, labels, 2, 2, nullptr, nullptr, 4, 4, out);
+        }).find("smoothing must be in [0, 1], got 1.5") != std::string::npos);
+  // Empty holes are dropped; an empty box switches CutMix off and keeps the targets whole.
   kd::ImageArgs a;
   kd::set_cutout(a, {{0, 0, 0, 5}, {1, 1, 3, 3}, {2, 2, 2, 2}}, 6, 8);
   CHECK(a.num_holes == 1);
   kd::set_cutmix(a, {3, 2, 3, 6}, 6, 8, nullptr);
   CHECK_FALSE(a.cut_active);
+  StageParameters<st::CutMix> empty_box{st::CutMix{{3, 2, 3, 6}, at::Tensor()}};
+  float out[1];
+  const int64_t label[1] = {0};
+  CHECK(kd::plan_target_args(empty_box, label, 1, 1, nullptr, nullptr, 6, 8, out).area == 1.0f);
+  StageParameters<st::CutMix> whole{st::CutMix{{0, 0, 6, 8}, at::Tensor()}};
+  CHECK(kd::plan_target_args(whole, label, 1, 1, nullptr, nullptr, 6, 8, out).area == 0.0f);
 }

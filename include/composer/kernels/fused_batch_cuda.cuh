@@ -56,6 +56,12 @@
 /// out of range are then clamped into [0, N) by the kernel and a label ≥ K gives an all-zero one-hot row, so
 /// nothing is ever read out of bounds, but the result is meaningless. All other checks are host-side and free.
 ///
+/// Testing without a GPU: the transform's argument packing (detail::plan_image_args, detail::plan_target_args,
+/// detail::input_layout) takes tensors of any device, and the work of each kernel thread (detail::image_thread,
+/// detail::target_thread, detail::process_chunk) is host-callable; detail::dispatch_image_on_host and
+/// detail::run_targets_on_host run every thread of the grid the transform launches over CPU memory, so a host
+/// program runs the same code as the device on the same decisions (tests/cuda/test_fused_cuda_host.cu).
+///
 /// Buffers and streams: the transform keeps its image and target outputs and reuses them while shape, dtype,
 /// layout and device are unchanged, so a steady-state call with int64 indices and labels allocates nothing; the
 /// returned tensors alias that storage and are overwritten by the next call (clone them to keep them).
@@ -290,6 +296,59 @@ inline void set_geometry(ImageArgs& a, const std::array<int64_t, 4>& sizes, cons
   }
 }
 
+/// How an [N, C, H, W] batch (on any device) lies in memory: NCHW-contiguous, channels-last-contiguous, or any
+/// other strides.
+inline InputLayout input_layout(const at::Tensor& x) {
+  if (x.is_contiguous()) return InputLayout::nchw;
+  if (x.is_contiguous(at::MemoryFormat::ChannelsLast)) return InputLayout::channels_last;
+  return InputLayout::strided;
+}
+
+/// The memory format of the output for an input layout: channels-last for channels-last input, NCHW otherwise.
+inline at::MemoryFormat output_format(InputLayout layout) {
+  return layout == InputLayout::channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+}
+
+/// The image kernel's stage bits for a stage pack.
+template <class... Stages>
+inline constexpr unsigned stage_mask_v = (0u | ... | stage_bit_v<Stages>);
+
+/// The target kernel's stage bits for a transform's stage bits: MixUp and CutMix (smoothing is a parameter).
+constexpr unsigned target_mask(unsigned mask) { return mask & (kMixUpBit | kCutMixBit); }
+
+/// The image kernel's arguments for the batch `x` written to `out`, packed from the stage parameters: each pixel
+/// stage's parameters (checked against the H×W image), then the geometry and the load mode (vector, scalar or
+/// strided) from the shapes, strides and addresses of `x` and `out`. `mix_perm` and `cut_perm` are the stages'
+/// indices as int64, in the memory the kernel will read them from. The transform calls it with CUDA tensors; it
+/// works on tensors of any device, so that host-side tests run the kernel's own packing. MixUp's m must already
+/// be checked to lie in [0, 1].
+/// \throws std::invalid_argument for a box, hole or normalisation constants that do not fit the batch.
+template <class... Stages>
+ImageArgs plan_image_args(const StageParameters<Stages...>& stages, const at::Tensor& x, const at::Tensor& out,
+                          InputLayout layout, const int64_t* mix_perm, const int64_t* cut_perm) {
+  using Params = StageParameters<Stages...>;
+  const int64_t h = x.size(2);
+  const int64_t w = x.size(3);
+  ImageArgs a;
+  if constexpr (Params::template has<stage::MixUp>) {
+    set_mixup(a, stages.template get<stage::MixUp>().mixing, mix_perm);
+  }
+  if constexpr (Params::template has<stage::CutMix>) {
+    set_cutmix(a, stages.template get<stage::CutMix>().box, h, w, cut_perm);
+  }
+  if constexpr (Params::template has<stage::CutOut>) set_cutout(a, stages.template get<stage::CutOut>().holes, h, w);
+  if constexpr (Params::template has<stage::Normalize>) {
+    const stage::Normalize& nm = stages.template get<stage::Normalize>();
+    set_normalize(a, nm.mean, nm.stddev, x.size(1));
+  }
+  if (x.numel() == 0) return a;
+  const std::array<int64_t, 4> sizes = {x.size(0), x.size(1), h, w};
+  const std::array<int64_t, 4> strides = {x.stride(0), x.stride(1), x.stride(2), x.stride(3)};
+  set_geometry(a, sizes, strides, layout, x.data_ptr(), static_cast<int64_t>(x.element_size()),
+               x.scalar_type() == at::kByte, out.data_ptr(), static_cast<int64_t>(out.element_size()));
+  return a;
+}
+
 /// Everything the target kernel needs.
 struct TargetArgs {
   const int64_t* labels = nullptr;
@@ -304,6 +363,51 @@ struct TargetArgs {
   float on_scale = 1.0f;  ///< 1 − s
   float off = 0.0f;       ///< s / K
 };
+
+/// The target kernel's arguments for `n` labels (int64, in the memory the kernel reads) and `num_classes`
+/// classes, written to `out` (n·num_classes floats), packed from the stage parameters: MixUp's weights, CutMix's
+/// target weight 1 − |box|/(H·W) for the image size `image_height` × `image_width` (which must be known, i.e.
+/// positive, with CutMix), and LabelSmoothing's (1 − s, s/K). Works with memory of any device, as
+/// plan_image_args. MixUp's m must already be checked to lie in [0, 1].
+/// \throws std::invalid_argument for a CutMix stage without a known image size or with a box outside it, or a
+///         smoothing outside [0, 1].
+template <class... Stages>
+TargetArgs plan_target_args(const StageParameters<Stages...>& stages, const int64_t* labels, int64_t n,
+                            int64_t num_classes, const int64_t* mix_perm, const int64_t* cut_perm,
+                            int64_t image_height, int64_t image_width, float* out) {
+  using Params = StageParameters<Stages...>;
+  TargetArgs a;
+  a.labels = labels;
+  if constexpr (Params::template has<stage::MixUp>) {
+    const double m = stages.template get<stage::MixUp>().mixing;
+    a.mix_perm = mix_perm;
+    a.keep = static_cast<float>(1.0 - m);
+    a.take = static_cast<float>(m);
+  }
+  if constexpr (Params::template has<stage::CutMix>) {
+    const stage::CutMix& cut = stages.template get<stage::CutMix>();
+    if (image_height <= 0 || image_width <= 0) {
+      fail(std::string(kFn) + " CutMix targets need the image size: call set_image_size(H, W), transform_input or "
+           "operator() first");
+    }
+    functional::detail::check_bbox(cut.box, image_height, image_width, kFn);
+    a.cut_perm = cut_perm;
+    a.area = static_cast<float>(cut.area(image_height, image_width));
+  }
+  double s = 0.0;
+  if constexpr (Params::template has<stage::LabelSmoothing>) {
+    s = stages.template get<stage::LabelSmoothing>().smoothing;
+    if (!(s >= 0.0 && s <= 1.0)) {
+      fail(std::string(kFn) + " smoothing must be in [0, 1], got " + functional::detail::num(s));
+    }
+  }
+  a.on_scale = static_cast<float>(1.0 - s);
+  a.off = static_cast<float>(s / static_cast<double>(num_classes));
+  a.batch = n;
+  a.classes = num_classes;
+  a.out = out;
+  return a;
+}
 
 /// One range check of the value-check kernel: count values at p, each must lie in [lo, hi).
 struct RangeCheck {
@@ -493,8 +597,31 @@ __host__ __device__ inline void process_chunk(const ImageArgs& a, const float* m
   }
 }
 
-/// The image kernel: blockIdx.y walks the images, the threads of blockIdx.x the kVec-element chunks inside one
-/// (grid-stride loops on both), so consecutive threads touch consecutive memory.
+/// The image kernel's launch grid: x over the chunks of one image, y over the images, each capped (the kernel's
+/// grid-stride loops cover the rest); blocks of kThreads threads.
+inline dim3 image_grid(const ImageArgs& a) {
+  const int64_t blocks_x = (static_cast<int64_t>(a.chunks) + kThreads - 1) / kThreads;
+  return dim3(static_cast<unsigned>(std::min<int64_t>(blocks_x, int64_t{1} << 20)),
+              static_cast<unsigned>(std::min<int64_t>(a.batch, 65535)));
+}
+
+/// The work of one thread of the image kernel: thread `thread` of block (block_x, block_y) in a grid of
+/// grid_x × grid_y blocks of `block_dim` threads walks the images from block_y in steps of grid_y and, inside each,
+/// the kVec-element chunks from block_x·block_dim + thread in steps of grid_x·block_dim, so consecutive threads
+/// touch consecutive memory. Host-callable, so that a host-side test runs the kernel's whole grid.
+template <class In, class Out, unsigned kMask>
+__host__ __device__ inline void image_thread(const ImageArgs& a, const float* mean, const float* inv_std,
+                                             uint32_t block_x, uint32_t block_y, uint32_t grid_x, uint32_t grid_y,
+                                             uint32_t block_dim, uint32_t thread) {
+  const uint32_t step = grid_x * block_dim;
+  for (int64_t n = block_y; n < a.batch; n += grid_y) {
+    for (uint32_t chunk = block_x * block_dim + thread; chunk < a.chunks; chunk += step) {
+      process_chunk<In, Out, kMask>(a, mean, inv_std, n, chunk * kVec);
+    }
+  }
+}
+
+/// The image kernel: the normalisation constants go to shared memory, then each thread runs image_thread.
 template <class In, class Out, unsigned kMask>
 __global__ void __launch_bounds__(kThreads) fused_image_kernel(const __grid_constant__ ImageArgs a) {
   __shared__ float mean[kMaxChannels];
@@ -506,10 +633,20 @@ __global__ void __launch_bounds__(kThreads) fused_image_kernel(const __grid_cons
     }
     __syncthreads();
   }
-  const uint32_t step = gridDim.x * blockDim.x;
-  for (int64_t n = blockIdx.y; n < a.batch; n += gridDim.y) {
-    for (uint32_t chunk = blockIdx.x * blockDim.x + threadIdx.x; chunk < a.chunks; chunk += step) {
-      process_chunk<In, Out, kMask>(a, mean, inv_std, n, chunk * kVec);
+  image_thread<In, Out, kMask>(a, mean, inv_std, blockIdx.x, blockIdx.y, gridDim.x, gridDim.y, blockDim.x,
+                               threadIdx.x);
+}
+
+/// Runs every thread of the image kernel's grid (image_grid) one after another on the host, reading the
+/// normalisation constants from the arguments: the kernel's own code over CPU memory, for tests without a GPU.
+template <class In, class Out, unsigned kMask>
+void run_image_on_host(const ImageArgs& a) {
+  const dim3 grid = image_grid(a);
+  for (uint32_t by = 0; by < grid.y; ++by) {
+    for (uint32_t bx = 0; bx < grid.x; ++bx) {
+      for (uint32_t t = 0; t < static_cast<uint32_t>(kThreads); ++t) {
+        image_thread<In, Out, kMask>(a, a.mean, a.inv_std, bx, by, grid.x, grid.y, kThreads, t);
+      }
     }
   }
 }
@@ -540,14 +677,38 @@ __host__ __device__ inline float target_value(const TargetArgs& a, int64_t n, in
   }
 }
 
-template <unsigned kMask>
-__global__ void fused_target_kernel(const TargetArgs a) {
+/// The target kernel's launch: blocks of kTargetThreads threads, at most kMaxTargetBlocks of them (a grid-stride
+/// loop covers the rest); 0 blocks for an empty output.
+inline constexpr int kTargetThreads = 256;
+inline constexpr int64_t kMaxTargetBlocks = 4096;
+inline unsigned target_blocks(const TargetArgs& a) {
   const int64_t total = a.batch * a.classes;
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += step) {
+  return static_cast<unsigned>(std::min<int64_t>((total + kTargetThreads - 1) / kTargetThreads, kMaxTargetBlocks));
+}
+
+/// The work of one thread of the target kernel: elements first, first + step, … of the [N, K] output.
+template <unsigned kMask>
+__host__ __device__ inline void target_thread(const TargetArgs& a, int64_t first, int64_t step) {
+  const int64_t total = a.batch * a.classes;
+  for (int64_t i = first; i < total; i += step) {
     const int64_t n = i / a.classes;
     a.out[i] = target_value<kMask>(a, n, i - n * a.classes);
   }
+}
+
+template <unsigned kMask>
+__global__ void fused_target_kernel(const TargetArgs a) {
+  target_thread<kMask>(a, static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x,
+                       static_cast<int64_t>(gridDim.x) * blockDim.x);
+}
+
+/// Runs every thread of the target kernel's grid (target_blocks) one after another on the host, for tests
+/// without a GPU.
+template <unsigned kMask>
+void run_targets_on_host(const TargetArgs& a) {
+  const unsigned blocks = target_blocks(a);
+  const int64_t step = static_cast<int64_t>(blocks) * kTargetThreads;
+  for (int64_t thread = 0; thread < step; ++thread) target_thread<kMask>(a, thread, step);
 }
 
 /// Counts the values outside [lo, hi) of each check (blockIdx.y) and keeps one of them:
@@ -568,41 +729,49 @@ __global__ void range_check_kernel(const __grid_constant__ RangeChecks checks, u
 
 template <class In, class Out, unsigned kMask>
 void launch_image(const ImageArgs& a, cudaStream_t stream) {
-  const int64_t blocks_x = (static_cast<int64_t>(a.chunks) + kThreads - 1) / kThreads;
-  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(blocks_x, int64_t{1} << 20)),
-                  static_cast<unsigned>(std::min<int64_t>(a.batch, 65535)));
-  fused_image_kernel<In, Out, kMask><<<grid, kThreads, 0, stream>>>(a);
+  fused_image_kernel<In, Out, kMask><<<image_grid(a), kThreads, 0, stream>>>(a);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-template <class In, unsigned kMask>
-void dispatch_out(const ImageArgs& a, at::ScalarType out, cudaStream_t stream) {
-  switch (out) {
-    case at::kFloat: launch_image<In, float, kMask>(a, stream); break;
-    case at::kHalf: launch_image<In, c10::Half, kMask>(a, stream); break;
-    case at::kBFloat16: launch_image<In, c10::BFloat16, kMask>(a, stream); break;
-    default: fail(std::string(kFn) + " has no kernel for output dtype " + std::string(c10::toString(out)));
+/// Calls `f.template operator()<In, Out>()` with the element types of an image kernel's input and output dtypes
+/// (input uint8, float32, float16 or bfloat16; output float32, float16 or bfloat16).
+/// \throws std::invalid_argument for any other dtype.
+template <class F>
+void with_image_types(at::ScalarType in, at::ScalarType out, F&& f) {
+  auto with_out = [&]<class In>() {
+    switch (out) {
+      case at::kFloat: f.template operator()<In, float>(); break;
+      case at::kHalf: f.template operator()<In, c10::Half>(); break;
+      case at::kBFloat16: f.template operator()<In, c10::BFloat16>(); break;
+      default: fail(std::string(kFn) + " has no kernel for output dtype " + std::string(c10::toString(out)));
+    }
+  };
+  switch (in) {
+    case at::kFloat: with_out.template operator()<float>(); break;
+    case at::kHalf: with_out.template operator()<c10::Half>(); break;
+    case at::kBFloat16: with_out.template operator()<c10::BFloat16>(); break;
+    case at::kByte: with_out.template operator()<uint8_t>(); break;
+    default: fail(std::string(kFn) + " has no kernel for input dtype " + std::string(c10::toString(in)));
   }
 }
 
 /// Launches the image kernel instantiated for (input dtype, output dtype, the transform's pixel stages).
 template <unsigned kMask>
 void dispatch_image(const ImageArgs& a, at::ScalarType in, at::ScalarType out, cudaStream_t stream) {
-  switch (in) {
-    case at::kFloat: dispatch_out<float, kMask>(a, out, stream); break;
-    case at::kHalf: dispatch_out<c10::Half, kMask>(a, out, stream); break;
-    case at::kBFloat16: dispatch_out<c10::BFloat16, kMask>(a, out, stream); break;
-    case at::kByte: dispatch_out<uint8_t, kMask>(a, out, stream); break;
-    default: fail(std::string(kFn) + " has no kernel for input dtype " + std::string(c10::toString(in)));
-  }
+  with_image_types(in, out, [&]<class In, class Out>() { launch_image<In, Out, kMask>(a, stream); });
+}
+
+/// The host-side counterpart of dispatch_image: the same instantiation, run by run_image_on_host.
+template <unsigned kMask>
+void dispatch_image_on_host(const ImageArgs& a, at::ScalarType in, at::ScalarType out) {
+  with_image_types(in, out, [&]<class In, class Out>() { run_image_on_host<In, Out, kMask>(a); });
 }
 
 template <unsigned kMask>
 void launch_targets(const TargetArgs& a, cudaStream_t stream) {
-  const int64_t total = a.batch * a.classes;
-  if (total == 0) return;
-  const int64_t blocks = std::min<int64_t>((total + 255) / 256, 4096);
-  fused_target_kernel<kMask><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(a);
+  const unsigned blocks = target_blocks(a);
+  if (blocks == 0) return;
+  fused_target_kernel<kMask><<<blocks, kTargetThreads, 0, stream>>>(a);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -672,7 +841,7 @@ class FusedBatchTransform : public StageParameters<Stages...> {
   using Base = StageParameters<Stages...>;
   using Base::stages_;
 
-  static constexpr unsigned kMask = (0u | ... | detail::stage_bit_v<Stages>);
+  static constexpr unsigned kMask = detail::stage_mask_v<Stages...>;
 
  public:
   using Base::Base;
@@ -706,7 +875,7 @@ class FusedBatchTransform : public StageParameters<Stages...> {
   /// \returns [N, C, H, W] in out_dtype: channels-last for channels-last input, contiguous NCHW otherwise.
   /// \throws std::invalid_argument for a bad input, stage parameters or dtype.
   at::Tensor transform_input(const at::Tensor& input, at::ScalarType out_dtype = at::kFloat) {
-    const Layout layout = check_input(input);
+    const detail::InputLayout layout = check_input(input);
     check_out_dtype(out_dtype);
     const c10::cuda::CUDAGuard guard(input.device());
     ensure_image_buffer(input, out_dtype, layout);
@@ -724,7 +893,7 @@ class FusedBatchTransform : public StageParameters<Stages...> {
   /// channels-last input, NCHW otherwise) and not overlapping the input.
   /// \throws std::invalid_argument for a bad input, output buffer or stage parameters.
   void transform_input_into(const at::Tensor& input, at::Tensor& out) {
-    const Layout layout = check_input(input);
+    const detail::InputLayout layout = check_input(input);
     if (!out.defined()) detail::fail(std::string(detail::kFn) + " out must be a defined tensor");
     if (!out.device().is_cuda() || out.device() != input.device()) {
       detail::fail(std::string(detail::kFn) + " out must be on the input's device (" + input.device().str() +
@@ -735,7 +904,7 @@ class FusedBatchTransform : public StageParameters<Stages...> {
       detail::fail(std::string(detail::kFn) + " out must have the input's shape " +
                    functional::detail::shape_of(input) + ", got " + functional::detail::shape_of(out));
     }
-    const bool cl = layout == Layout::channels_last;
+    const bool cl = layout == detail::InputLayout::channels_last;
     if (!out.is_contiguous(cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous)) {
       detail::fail(std::string(detail::kFn) + " out must be contiguous in the output layout (" +
                    (cl ? "channels-last" : "NCHW") + "), got strides " + detail::strides_of(out));
@@ -767,7 +936,7 @@ class FusedBatchTransform : public StageParameters<Stages...> {
     const detail::TargetArgs args = plan_target(labels, num_classes, r);
     const cudaStream_t stream = at::cuda::getCurrentCUDAStream(labels.device().index()).stream();
     run_value_checks(labels.device(), stream);
-    detail::launch_targets<kMask & (detail::kMixUpBit | detail::kCutMixBit)>(args, stream);
+    detail::launch_targets<detail::target_mask(kMask)>(args, stream);
     return target_buffer_;
   }
 
@@ -775,7 +944,7 @@ class FusedBatchTransform : public StageParameters<Stages...> {
   /// {transform_input(input, out_dtype), transform_target(labels, num_classes)}.
   FusedBatchOutput operator()(const at::Tensor& input, const at::Tensor& labels, int64_t num_classes,
                               at::ScalarType out_dtype = at::kFloat) {
-    const Layout layout = check_input(input);
+    const detail::InputLayout layout = check_input(input);
     check_out_dtype(out_dtype);
     check_labels(labels, num_classes);
     if (input.size(0) != labels.size(0)) {
@@ -795,21 +964,19 @@ class FusedBatchTransform : public StageParameters<Stages...> {
     const cudaStream_t stream = at::cuda::getCurrentCUDAStream(input.device().index()).stream();
     run_value_checks(input.device(), stream);
     if (input.numel() > 0) detail::dispatch_image<kMask>(image_args, input.scalar_type(), out_dtype, stream);
-    detail::launch_targets<kMask & (detail::kMixUpBit | detail::kCutMixBit)>(target_args, stream);
+    detail::launch_targets<detail::target_mask(kMask)>(target_args, stream);
     return FusedBatchOutput{image_buffer_, target_buffer_};
   }
 
  private:
-  enum class Layout { nchw, channels_last, strided };
-
   struct Resolved {
     const int64_t* mix_perm = nullptr;
     const int64_t* cut_perm = nullptr;
   };
 
   // Keeps the image buffer while shape, dtype, layout and device are unchanged; allocates a new one otherwise.
-  void ensure_image_buffer(const at::Tensor& input, at::ScalarType out_dtype, Layout layout) {
-    const auto fmt = layout == Layout::channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  void ensure_image_buffer(const at::Tensor& input, at::ScalarType out_dtype, detail::InputLayout layout) {
+    const at::MemoryFormat fmt = detail::output_format(layout);
     const bool reusable = image_buffer_.defined() && image_buffer_.sizes() == input.sizes() &&
                           image_buffer_.scalar_type() == out_dtype && image_buffer_.device() == input.device() &&
                           image_buffer_.is_contiguous(fmt);
@@ -819,7 +986,7 @@ class FusedBatchTransform : public StageParameters<Stages...> {
     }
   }
 
-  static Layout check_input(const at::Tensor& input) {
+  static detail::InputLayout check_input(const at::Tensor& input) {
     functional::detail::check_image_batch(input, detail::kFn);
     if (!input.device().is_cuda()) {
       detail::fail(std::string(detail::kFn) + " input must be a CUDA tensor, got one on " + input.device().str());
@@ -833,9 +1000,7 @@ class FusedBatchTransform : public StageParameters<Stages...> {
       detail::fail(std::string(detail::kFn) + " images must have fewer than 2^31 - 64 elements (C·H·W), got shape " +
                    functional::detail::shape_of(input));
     }
-    if (input.is_contiguous()) return Layout::nchw;
-    if (input.is_contiguous(at::MemoryFormat::ChannelsLast)) return Layout::channels_last;
-    return Layout::strided;
+    return detail::input_layout(input);
   }
 
   static void check_out_dtype(at::ScalarType t) {
@@ -901,83 +1066,33 @@ class FusedBatchTransform : public StageParameters<Stages...> {
     return r;
   }
 
-  detail::ImageArgs plan_image(const at::Tensor& x, const at::Tensor& out, Layout layout, const Resolved& r) {
-    const int64_t h = x.size(2);
-    const int64_t w = x.size(3);
-    detail::ImageArgs a;
-    if constexpr (has<stage::MixUp>) detail::set_mixup(a, std::get<stage::MixUp>(stages_).mixing, r.mix_perm);
-    if constexpr (has<stage::CutMix>) detail::set_cutmix(a, std::get<stage::CutMix>(stages_).box, h, w, r.cut_perm);
-    if constexpr (has<stage::CutOut>) detail::set_cutout(a, std::get<stage::CutOut>(stages_).holes, h, w);
-    if constexpr (has<stage::Normalize>) {
-      const stage::Normalize& nm = std::get<stage::Normalize>(stages_);
-      detail::set_normalize(a, nm.mean, nm.stddev, x.size(1));
+  detail::ImageArgs plan_image(const at::Tensor& x, const at::Tensor& out, detail::InputLayout layout,
+                               const Resolved& r) {
+    const detail::ImageArgs a = detail::plan_image_args(*this, x, out, layout, r.mix_perm, r.cut_perm);
+    if (x.size(2) > 0 && x.size(3) > 0) {
+      image_height_ = x.size(2);
+      image_width_ = x.size(3);
     }
-    if (h > 0 && w > 0) {
-      image_height_ = h;
-      image_width_ = w;
-    }
-    if (x.numel() == 0) return a;
-    const std::array<int64_t, 4> sizes = {x.size(0), x.size(1), h, w};
-    const std::array<int64_t, 4> strides = {x.stride(0), x.stride(1), x.stride(2), x.stride(3)};
-    const detail::InputLayout in_layout = layout == Layout::channels_last ? detail::InputLayout::channels_last
-                                          : layout == Layout::strided     ? detail::InputLayout::strided
-                                                                          : detail::InputLayout::nchw;
-    detail::set_geometry(a, sizes, strides, in_layout, x.data_ptr(), static_cast<int64_t>(x.element_size()),
-                         x.scalar_type() == at::kByte, out.data_ptr(), static_cast<int64_t>(out.element_size()));
     return a;
   }
 
   detail::TargetArgs plan_target(const at::Tensor& labels, int64_t num_classes, const Resolved& r) {
     const int64_t n = labels.size(0);
-    detail::TargetArgs a;
+    const int64_t* labels_ptr = nullptr;
     if (labels.scalar_type() == at::kLong && labels.is_contiguous()) {
       labels_long_ = at::Tensor();
-      a.labels = labels.data_ptr<int64_t>();
+      labels_ptr = labels.data_ptr<int64_t>();
     } else {
       labels_long_ = labels.to(at::kLong).contiguous();
-      a.labels = labels_long_.data_ptr<int64_t>();
+      labels_ptr = labels_long_.data_ptr<int64_t>();
     }
-    queue_check(a.labels, n, std::numeric_limits<int64_t>::min(), num_classes, "labels");
-    if constexpr (has<stage::MixUp>) {
-      const double m = std::get<stage::MixUp>(stages_).mixing;
-      a.mix_perm = r.mix_perm;
-      a.keep = static_cast<float>(1.0 - m);
-      a.take = static_cast<float>(m);
-    }
-    if constexpr (has<stage::CutMix>) {
-      a.cut_perm = r.cut_perm;
-      a.area = static_cast<float>(cutmix_area());
-    }
-    double s = 0.0;
-    if constexpr (has<stage::LabelSmoothing>) {
-      s = std::get<stage::LabelSmoothing>(stages_).smoothing;
-      if (!(s >= 0.0 && s <= 1.0)) {
-        detail::fail(std::string(detail::kFn) + " smoothing must be in [0, 1], got " + functional::detail::num(s));
-      }
-    }
-    a.on_scale = static_cast<float>(1.0 - s);
-    a.off = static_cast<float>(s / static_cast<double>(num_classes));
-    a.batch = n;
-    a.classes = num_classes;
+    queue_check(labels_ptr, n, std::numeric_limits<int64_t>::min(), num_classes, "labels");
     if (!(target_buffer_.defined() && target_buffer_.size(0) == n && target_buffer_.size(1) == num_classes &&
           target_buffer_.device() == labels.device())) {
       target_buffer_ = at::empty({n, num_classes}, at::TensorOptions().dtype(at::kFloat).device(labels.device()));
     }
-    a.out = target_buffer_.data_ptr<float>();
-    return a;
-  }
-
-  // CutMix's target weight 1 − |box|/(H·W), for the image size of the last image call (or set_image_size).
-  double cutmix_area() const
-    requires has<stage::CutMix>
-  {
-    const functional::BBox& box = std::get<stage::CutMix>(stages_).box;
-    if (image_height_ <= 0 || image_width_ <= 0) {
-      detail::fail(std::string(detail::kFn) + " CutMix targets need the image size: call set_image_size(H, W), "
-                   "transform_input or operator() first");
-    }
-    functional::detail::check_bbox(box, image_height_, image_width_, detail::kFn);
-    return std::get<stage::CutMix>(stages_).area(image_height_, image_width_);
+    return detail::plan_target_args(*this, labels_ptr, n, num_classes, r.mix_perm, r.cut_perm, image_height_,
+                                    image_width_, target_buffer_.data_ptr<float>());
   }
 
   void queue_check(const int64_t* values, int64_t count, int64_t lo, int64_t hi, const char* what) {
