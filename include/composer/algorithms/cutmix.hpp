@@ -126,14 +126,15 @@ class CutMix {
         state.batch.targets = std::move(target);
       } else {
         const at::Tensor target = functional::ensure_targets_one_hot(state.outputs, state.batch.targets);
-        const at::Tensor permuted = functional::ensure_targets_one_hot(state.outputs, permuted_target_);
+        const at::Tensor permuted =
+          functional::ensure_targets_one_hot(state.outputs, permuted_target_.to(state.batch.targets.device()));
         state.batch.targets = target.mul(adjusted_lambda_).add(permuted.mul(1.0 - adjusted_lambda_));
       }
     } else if constexpr (event == Event::BEFORE_BACKWARD) {
       if (is_segmentation(state))
         functional::detail::fail("CutMix cannot interpolate the loss when the target has the input's height and "
                                  "width (a segmentation target); use interpolate_loss=false");
-      const at::Tensor permuted_loss = state.model.loss(state.outputs, permuted_target_);
+      const at::Tensor permuted_loss = state.model.loss(state.outputs, permuted_target_.to(state.batch.targets.device()));
       state.loss = state.loss.mul(adjusted_lambda_).add(permuted_loss.mul(1.0 - adjusted_lambda_));
     }
   }

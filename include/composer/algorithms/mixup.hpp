@@ -104,10 +104,11 @@ class MixUp {
       state.batch.inputs = std::move(mixed.input_mixed);
     } else if constexpr (event == Event::BEFORE_LOSS) {
       const at::Tensor target = functional::ensure_targets_one_hot(state.outputs, state.batch.targets);
-      const at::Tensor permuted = functional::ensure_targets_one_hot(state.outputs, permuted_target_);
+      const at::Tensor permuted =
+          functional::ensure_targets_one_hot(state.outputs, permuted_target_.to(state.batch.targets.device()));
       state.batch.targets = target.mul(1.0 - mixing_).add(permuted.mul(mixing_));
     } else if constexpr (event == Event::BEFORE_BACKWARD) {
-      const at::Tensor permuted_loss = state.model.loss(state.outputs, permuted_target_);
+      const at::Tensor permuted_loss = state.model.loss(state.outputs, permuted_target_.to(state.batch.targets.device()));
       state.loss = state.loss.mul(1.0 - mixing_).add(permuted_loss.mul(mixing_));
     }
   }

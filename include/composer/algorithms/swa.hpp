@@ -48,7 +48,7 @@ struct SWAOptions {
 
 /// SWA: on `BATCH_END` (interval in `ba`) or `EPOCH_END` (in `ep`), once the elapsed time (epochs, or the
 /// elapsed fraction for `dur`) reaches `swa_start`: the first such event copies the model's parameters and
-/// buffers to the CPU and starts; counting matching events from that one, every `update_interval`-th one
+/// buffers (on the model's device) and starts; counting matching events from that one, every `update_interval`-th one
 /// folds the parameters into an equal-weight running mean (avg ← avg + (w − avg)/(n + 1), n the number
 /// averaged so far); buffers are not averaged. At the first matching event with elapsed ≥ `swa_end`
 /// (after that event's update) the averaged parameters and the buffers copied at the start are loaded into
@@ -115,9 +115,9 @@ class SWA {
   std::int64_t num_averaged() const noexcept { return num_averaged_; }
   /// Matching events counted since averaging started.
   std::int64_t step_counter() const noexcept { return step_counter_; }
-  /// The averaged parameters (on the CPU), by name.
+  /// The averaged parameters (on the model's device), by name.
   const functional::EMAParameters::Dict& averaged_parameters() const noexcept { return averaged_; }
-  /// The buffers copied when averaging started (on the CPU), by name.
+  /// The buffers copied when averaging started (on the model's device), by name.
   const functional::EMAParameters::Dict& swa_buffers() const noexcept { return buffers_; }
   /// The annealed learning rate of each parameter group of the first optimizer after `updates` updates.
   std::vector<double> scheduled_learning_rates(std::int64_t updates) const {
@@ -206,8 +206,9 @@ class SWA {
     const torch::nn::Module& model = state.model.module();
     averaged_ = functional::EMAParameters::Dict();
     buffers_ = functional::EMAParameters::Dict();
-    for (const auto& item : model.named_parameters(true)) averaged_.insert(item.key(), item.value().detach().to(at::kCPU, false, true));
-    for (const auto& item : model.named_buffers(true)) buffers_.insert(item.key(), item.value().detach().to(at::kCPU, false, true));
+    // The average lives beside the model, on its device, as Composer's `AveragedModel` copy does.
+    for (const auto& item : model.named_parameters(true)) averaged_.insert(item.key(), item.value().detach().clone());
+    for (const auto& item : model.named_buffers(true)) buffers_.insert(item.key(), item.value().detach().clone());
     num_averaged_ = 0;
     step_counter_ = 0;
     lr_updates_ = 0;
@@ -231,7 +232,9 @@ class SWA {
     for (const auto& item : model.named_parameters(true)) {
       auto* average = averaged_.find(item.key());
       if (!average) continue;
-      const at::Tensor current = item.value().detach().to(average->device());
+      const at::Tensor current = item.value().detach();
+      // A resumed average was read on the CPU: it moves to the model's device once.
+      if (average->device() != current.device()) *average = average->to(current.device());
       if (num_averaged_ == 0 || !at::isFloatingType(average->scalar_type()))
         average->copy_(current);
       else

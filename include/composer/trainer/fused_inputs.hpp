@@ -20,7 +20,7 @@
 ///    NormalizeInputs (holes are zero before normalisation; as AFTER_* events run algorithms in reverse, that
 ///    means `Trainer<NormalizeInputs, CutOut>`) and MixUp before CutMix. All other pairs commute (the same holes
 ///    for every image; mixing weights that sum to one commute with the affine normalisation).
-/// At run time it fuses a batch only when that gives the eager result: an [N, C, H, W] CPU batch of float32, or of
+/// At run time it fuses a batch only when that gives the eager result: training on the CPU, an [N, C, H, W] CPU batch of float32, or of
 /// uint8 with NormalizeInputs (which defines the 1/255 scale), trained as one microbatch. Otherwise the eager
 /// transforms run as usual. The random parameters are drawn in the eager order, so both paths see the same
 /// batches for the same seed.
@@ -210,7 +210,9 @@ class FusedInputRunner {
       return false;
     } else {
       const at::Tensor& x = state.batch.inputs;
-      if (!x.defined() || x.dim() != 4 || !x.device().is_cpu()) return false;
+      // The CPU pass serves CPU training only: on another device the policies act on the device microbatches
+      // (Composer's BEFORE_FORWARD), so that what they keep (permuted targets, masks) lives on that device.
+      if (!x.defined() || x.dim() != 4 || !x.device().is_cpu() || !state.device.is_cpu()) return false;
       const bool byte_ok = plan::normalizes && x.scalar_type() == at::kByte;
       if (x.scalar_type() != at::kFloat && !byte_ok) return false;
       if (state.device_train_microbatch_size && *state.device_train_microbatch_size < x.size(0)) return false;
