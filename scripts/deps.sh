@@ -14,7 +14,7 @@ packages=(
   libcli11-dev        # example command lines
   dataset-fashion-mnist  # the main example's data
   gnuplot-nox         # scripts/plot_metrics.sh
-  unzip python3-pip   # the LibTorch 2.x header check (scripts/torch2_headers.sh)
+  unzip python3-pip   # the LibTorch 2.x wheel for the second test run (scripts/torch2_wheel.sh)
 )
 
 missing=()

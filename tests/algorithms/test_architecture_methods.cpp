@@ -13,6 +13,7 @@
 #include <composer/modules/squeeze_excite_modules.hpp>
 #include <composer/modules/stochastic_depth_modules.hpp>
 #include <composer/surgery/surgery.hpp>
+#include <composer/io/files.hpp>
 #include <composer/trainer/trainer.hpp>
 
 #include <doctest/doctest.h>
@@ -22,7 +23,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <set>
@@ -32,7 +32,7 @@
 
 namespace architecture_test {
 
-namespace fs = std::filesystem;
+namespace io = composer::io;
 namespace alg = composer::algorithms;
 namespace cf = composer::functional;
 namespace cm = composer::modules;
@@ -145,10 +145,10 @@ composer::data::TensorLoader image_loader(std::int64_t samples, std::int64_t bat
   return composer::data::TensorLoader(x, y, composer::data::TensorLoaderOptions{batch, /*shuffle=*/true, false, 9});
 }
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("composer_architecture_test_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+std::string fresh_dir(const std::string& name) {
+  const std::string dir = io::join(io::temp_directory(), "composer_architecture_test_" + name);
+  io::remove_all(dir);
+  io::create_directories(dir);
   return dir;
 }
 
@@ -663,11 +663,11 @@ struct RateProbe {
 };
 
 composer::TrainerOptions sd_options(ResNet& net, const char* duration, const std::string& load_path = "",
-                                    const fs::path& save_folder = {}) {
+                                    const std::string& save_folder = {}) {
   return {.train_dataloader = image_loader(16, 4),
           .max_duration = Time(duration),
           .optimizers = {make_sgd(*net)},
-          .save_folder = save_folder.string(),
+          .save_folder = save_folder,
           .save_interval = Time("3ba"),
           .load_path = load_path,
           .seed = 3,
@@ -762,17 +762,17 @@ TEST_CASE("in the Trainer, a dropped block's parameters are left alone by the op
 TEST_CASE("StochasticDepth's rate survives a checkpoint; the resumed run is bit-identical") {
   // The reference run saves a checkpoint after batch 3 and trains on to batch 8; a second trainer resumes from
   // that checkpoint and must end with the same weights.
-  const fs::path dir = fresh_dir("stochastic_depth");
+  const std::string dir = fresh_dir("stochastic_depth");
   const alg::StochasticDepth policy({.drop_rate = 0.5, .drop_warmup = 0.75});
   auto reference_net = make_resnet(8, 9);
   composer::Trainer<alg::StochasticDepth> reference(reference_net, sd_options(reference_net, "8ba", "", dir), policy);
   reference.fit();
   REQUIRE(reference.saved_checkpoints().size() >= 2);
-  const fs::path mid = reference.saved_checkpoints().front();
-  CHECK(mid.filename() == "ep0-ba3-rank0.pt");
+  const std::string mid = reference.saved_checkpoints().front();
+  CHECK(io::file_name(mid) == "ep0-ba3-rank0.pt");
 
   auto resumed_net = make_resnet(8, 99);
-  composer::Trainer<alg::StochasticDepth> resumed(resumed_net, sd_options(resumed_net, "8ba", mid.string()), policy);
+  composer::Trainer<alg::StochasticDepth> resumed(resumed_net, sd_options(resumed_net, "8ba", mid), policy);
   // restored before any batch: the last rate set before the save (batch 2, elapsed 2/8: (0.25/0.75)·0.5 = 1/6)
   // rather than INIT's full rate, spread linearly over the 3 blocks
   CHECK(resumed.get<alg::StochasticDepth>().current_drop_rate() == doctest::Approx(0.5 / 3));
@@ -798,13 +798,13 @@ TEST_CASE("all four methods together train and resume bit-identically through a 
   // min(in, out) ≥ 16 — layer2.0.conv2 (16→16) and, in layer3.0, conv1 (16→32; inside its BlurConv2d), conv2
   // (32→32) and the projection (16→32; inside its BlurConv2d): 4. StochasticDepth: the 3 blocks.
   using Methods = composer::Trainer<alg::BlurPool, alg::ChannelsLast, alg::SqueezeExcite, alg::StochasticDepth>;
-  const fs::path dir = fresh_dir("all_four");
+  const std::string dir = fresh_dir("all_four");
   const ResNetOptions small{.width = 8, .in_channels = 1};
   auto options = [&](ResNet& net, const std::string& load_path = "") {
     return composer::TrainerOptions{.train_dataloader = image_loader(24, 8, 1),
                                     .max_duration = Time("6ba"),
                                     .optimizers = {make_sgd(*net)},
-                                    .save_folder = load_path.empty() ? dir.string() : std::string(),
+                                    .save_folder = load_path.empty() ? dir : std::string(),
                                     .save_interval = Time("4ba"),
                                     .load_path = load_path,
                                     .seed = 4,
@@ -830,11 +830,11 @@ TEST_CASE("all four methods together train and resume bit-identically through a 
     if (p.dim() == 4) CHECK(p.is_contiguous(at::MemoryFormat::ChannelsLast));
   reference->fit();  // saves after batch 4 (in epoch 1) and at the end
   REQUIRE(reference->saved_checkpoints().size() == 2);
-  const fs::path mid = reference->saved_checkpoints().front();
-  CHECK(mid.filename() == "ep1-ba4-rank0.pt");
+  const std::string mid = reference->saved_checkpoints().front();
+  CHECK(io::file_name(mid) == "ep1-ba4-rank0.pt");
 
   auto resumed_net = make_resnet(8, 77, small);
-  auto resumed = build(resumed_net, mid.string());
+  auto resumed = build(resumed_net, mid);
   CHECK(resumed->state().timestamp.batch().count() == 4);
   resumed->fit();
   const auto a = reference_net->named_parameters();

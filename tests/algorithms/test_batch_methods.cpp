@@ -11,6 +11,7 @@
 #include <composer/algorithms/progressive_resizing.hpp>
 #include <composer/algorithms/selective_backprop.hpp>
 #include <composer/data/tensor_loader.hpp>
+#include <composer/io/files.hpp>
 #include <composer/trainer/trainer.hpp>
 
 #include <boost/hana/equal.hpp>
@@ -21,7 +22,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <filesystem>
 #include <limits>
 #include <set>
 #include <stdexcept>
@@ -37,7 +37,7 @@ using composer::State;
 using composer::Time;
 namespace alg = composer::algorithms;
 namespace cf = composer::functional;
-namespace fs = std::filesystem;
+namespace io = composer::io;
 
 namespace batch_methods_test {
 
@@ -211,10 +211,10 @@ bool all_finite(const std::vector<at::Tensor>& losses) {
 
 at::Tensor dense(const at::Tensor& y) { return torch::one_hot(y, kClasses).to(torch::kFloat); }
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("composer_batch_methods_test_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+std::string fresh_dir(const std::string& name) {
+  const std::string dir = io::join(io::temp_directory(), "composer_batch_methods_test_" + name);
+  io::remove_all(dir);
+  io::create_directories(dir);
   return dir;
 }
 
@@ -1053,15 +1053,15 @@ TEST_CASE("seven algorithms in one Trainer train with finite losses, each leavin
 }
 
 TEST_CASE("with the algorithms, a run resumed from a checkpoint finishes exactly as the uninterrupted run") {
-  const fs::path dir = fresh_dir("resume");
+  const std::string dir = fresh_dir("resume");
   const ImageData data(48, 3, 16);
   auto net = make_cnn(3, 1);
-  Everything reference(net, everything_options(data, *net, dir.string()));
+  Everything reference(net, everything_options(data, *net, dir));
   reference.fit();
-  REQUIRE(fs::exists(dir / "ep0-ba4-rank0.pt"));
+  REQUIRE(io::exists(dir + "/ep0-ba4-rank0.pt"));
 
   auto resumed_net = make_cnn(3, 2);  // other weights: the checkpoint must replace them
-  Everything resumed(resumed_net, everything_options(data, *resumed_net, "", (dir / "ep0-ba4-rank0.pt").string()));
+  Everything resumed(resumed_net, everything_options(data, *resumed_net, "", dir + "/ep0-ba4-rank0.pt"));
   CHECK(resumed.state().timestamp.batch().count() == 4);
   resumed.fit();
   const auto a = net->parameters();

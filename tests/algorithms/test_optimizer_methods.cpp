@@ -11,12 +11,12 @@
 #include <composer/functional/ema.hpp>
 #include <composer/functional/gradient_clipping.hpp>
 #include <composer/functional/layer_freezing.hpp>
+#include <composer/io/files.hpp>
 #include <composer/trainer/trainer.hpp>
 
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,7 +25,7 @@ using composer::Event;
 using composer::Time;
 namespace alg = composer::algorithms;
 namespace cf = composer::functional;
-namespace fs = std::filesystem;
+namespace io = composer::io;
 
 namespace optimizer_methods_test {
 
@@ -66,10 +66,10 @@ bool all_close(const std::vector<torch::Tensor>& a, const std::vector<torch::Ten
   return true;
 }
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("composer_optimizer_methods_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+std::string fresh_dir(const std::string& name) {
+  const std::string dir = io::join(io::temp_directory(), "composer_optimizer_methods_" + name);
+  io::remove_all(dir);
+  io::create_directories(dir);
   return dir;
 }
 
@@ -427,7 +427,7 @@ TEST_CASE("EMA: evaluation runs with the EMA weights, training resumes with the 
 }
 
 TEST_CASE("EMA: a resumed run equals an uninterrupted one, EMA state included") {
-  const fs::path dir = fresh_dir("ema_resume");
+  const std::string dir = fresh_dir("ema_resume");
   auto options = [](torch::nn::Module& net, std::string load_path = "") {
     return composer::TrainerOptions{.train_dataloader = make_loader(12, 4, true, 7),
                                     .max_duration = Time("7ba"),
@@ -445,10 +445,10 @@ TEST_CASE("EMA: a resumed run equals an uninterrupted one, EMA state included") 
   auto first_net = make_mlp(42);
   composer::Trainer<alg::EMA> first(first_net, options(*first_net), ema);
   first.fit(Time("4ba"));
-  first.save_checkpoint(dir / "mid.pt");
+  first.save_checkpoint(dir + "/mid.pt");
 
   auto resumed_net = make_mlp(999);
-  composer::Trainer<alg::EMA> resumed(resumed_net, options(*resumed_net, (dir / "mid.pt").string()), ema);
+  composer::Trainer<alg::EMA> resumed(resumed_net, options(*resumed_net, dir + "/mid.pt"), ema);
   CHECK(resumed.get<alg::EMA>().ema_started());
   CHECK(all_equal(ema_weights(resumed.get<alg::EMA>(), *resumed_net), ema_weights(first.get<alg::EMA>(), *first_net)));
   resumed.fit();
@@ -562,7 +562,7 @@ TEST_CASE("SAM: refuses a state without exactly one optimizer, and bad arguments
 }
 
 TEST_CASE("SAM: a resumed run equals an uninterrupted one, the step count restored (interval 2)") {
-  const fs::path dir = fresh_dir("sam_resume");
+  const std::string dir = fresh_dir("sam_resume");
   auto options = [](torch::nn::Module& net, std::string load_path = "") {
     return composer::TrainerOptions{.train_dataloader = make_loader(12, 4, true, 3),
                                     .max_duration = Time("6ba"),
@@ -579,10 +579,10 @@ TEST_CASE("SAM: a resumed run equals an uninterrupted one, the step count restor
   auto first_net = make_mlp(8);
   composer::Trainer<alg::SAM> first(first_net, options(*first_net), sam);
   first.fit(Time("3ba"));
-  first.save_checkpoint(dir / "mid.pt");
+  first.save_checkpoint(dir + "/mid.pt");
 
   auto resumed_net = make_mlp(123);
-  composer::Trainer<alg::SAM> resumed(resumed_net, options(*resumed_net, (dir / "mid.pt").string()), sam);
+  composer::Trainer<alg::SAM> resumed(resumed_net, options(*resumed_net, dir + "/mid.pt"), sam);
   CHECK(resumed.get<alg::SAM>().global_step() == 3);
   resumed.fit();
   CHECK(resumed.get<alg::SAM>().global_step() == 6);
@@ -690,9 +690,9 @@ TEST_CASE("LayerFreezing: frozen layers leave the optimizer and get no further u
 }
 
 TEST_CASE("LayerFreezing: a run that froze layers resumes from a checkpoint bit-identically") {
-  const fs::path dir = fs::temp_directory_path() / "composer_layer_freezing_resume";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = io::join(io::temp_directory(), "composer_layer_freezing_resume");
+  io::remove_all(dir);
+  io::create_directories(dir);
   auto make_net = [](std::uint64_t seed) {
     torch::manual_seed(seed);
     return torch::nn::Sequential(torch::nn::Linear(4, 8), torch::nn::ReLU(), torch::nn::Linear(8, 8),
@@ -700,7 +700,7 @@ TEST_CASE("LayerFreezing: a run that froze layers resumes from a checkpoint bit-
   };
   auto options = [&dir](torch::nn::Module& net, const std::string& load_path) {
     return composer::TrainerOptions{.train_dataloader = make_loader(8, 4, true, 3), .max_duration = Time("4ep"),
-                                    .optimizers = {sgd(net, 0.3, 0.9)}, .save_folder = load_path.empty() ? dir.string() : "",
+                                    .optimizers = {sgd(net, 0.3, 0.9)}, .save_folder = load_path.empty() ? dir : "",
                                     .save_interval = Time("1ep"), .load_path = load_path, .seed = 5,
                                     .progress_bar = false};
   };
@@ -711,7 +711,7 @@ TEST_CASE("LayerFreezing: a run that froze layers resumes from a checkpoint bit-
   REQUIRE(reference.get<alg::LayerFreezing>().last_result().layers_frozen == 2);
 
   auto resumed_net = make_net(77);
-  composer::Trainer<alg::LayerFreezing> resumed(resumed_net, options(*resumed_net, (dir / "ep2-ba4-rank0.pt").string()),
+  composer::Trainer<alg::LayerFreezing> resumed(resumed_net, options(*resumed_net, dir + "/ep2-ba4-rank0.pt"),
                                                 alg::LayerFreezing(0.0));
   CHECK(resumed.state().timestamp.epoch().count() == 2);
   CHECK(resumed.get<alg::LayerFreezing>().last_result().layers_frozen == 1);
@@ -849,7 +849,7 @@ TEST_CASE("SWA: schedule_swa_lr anneals toward swa_lr and holds the rate against
 }
 
 TEST_CASE("SWA: a resumed run equals an uninterrupted one, the running average included") {
-  const fs::path dir = fresh_dir("swa_resume");
+  const std::string dir = fresh_dir("swa_resume");
   auto options = [](torch::nn::Module& net, std::string load_path = "", std::string save_folder = "") {
     return composer::TrainerOptions{.train_dataloader = make_loader(12, 4, true, 9),
                                     .max_duration = Time("9ba"),
@@ -863,14 +863,14 @@ TEST_CASE("SWA: a resumed run equals an uninterrupted one, the running average i
   const alg::SWA swa({.swa_start = Time("0.3dur"), .swa_end = Time("0.8dur"), .update_interval = Time("1ba")});
   // the uninterrupted run saves a checkpoint after batch 5, while averaging (started at batch 3) is under way
   auto reference_net = make_bn_net(21);
-  composer::Trainer<alg::SWA> reference(reference_net, options(*reference_net, "", dir.string()), swa);
+  composer::Trainer<alg::SWA> reference(reference_net, options(*reference_net, "", dir), swa);
   reference.fit();
   CHECK(reference.get<alg::SWA>().swa_completed());
-  const fs::path mid = dir / "ep1-ba5-rank0.pt";
-  REQUIRE(fs::exists(mid));
+  const std::string mid = dir + "/ep1-ba5-rank0.pt";
+  REQUIRE(io::exists(mid));
 
   auto resumed_net = make_bn_net(77);
-  composer::Trainer<alg::SWA> resumed(resumed_net, options(*resumed_net, mid.string()), swa);
+  composer::Trainer<alg::SWA> resumed(resumed_net, options(*resumed_net, mid), swa);
   CHECK(resumed.get<alg::SWA>().swa_started());
   CHECK_FALSE(resumed.get<alg::SWA>().swa_completed());
   CHECK(resumed.get<alg::SWA>().num_averaged() == 3);

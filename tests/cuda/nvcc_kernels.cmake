@@ -15,7 +15,7 @@ endforeach()
 foreach(_lib libtorch_cpu.so libc10.so)
   if(NOT EXISTS "${TORCH_LIB}/${_lib}")
     message(FATAL_ERROR "nvcc_kernels.cmake: ${TORCH_LIB} holds no ${_lib}; the host-side kernel test links "
-                        "LibTorch 2.x's CPU libraries (scripts/torch2_headers.sh keeps torch/lib next to "
+                        "LibTorch 2.x's CPU libraries (scripts/torch2_wheel.sh keeps torch/lib next to "
                         "torch/include)")
   endif()
 endforeach()

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <ranges>
@@ -20,6 +19,7 @@
 #include <composer/data/fashion_mnist.hpp>
 #include <composer/data/idx.hpp>
 #include <composer/data/tensor_loader.hpp>
+#include <composer/io/files.hpp>
 
 // Last: a LibTorch built with glog defines its own CHECK macros, which doctest's must override.
 #include <doctest/doctest.h>
@@ -38,7 +38,7 @@ struct StringMaker<std::vector<std::int64_t>> {
 
 namespace {
 
-namespace fs = std::filesystem;
+namespace io = composer::io;
 using Bytes = std::vector<unsigned char>;
 using V = std::vector<std::int64_t>;
 using composer::data::FashionMNIST;
@@ -49,21 +49,23 @@ using composer::data::TensorLoaderOptions;
 
 /// A fresh directory under the system temp directory, removed with its contents on destruction.
 struct TempDir {
-  fs::path path;
+  std::string path;
   TempDir() {
     static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("composer-data-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
+    path = io::join(io::temp_directory(),
+                    "composer-data-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    io::remove_all(path);
+    io::create_directories(path);
   }
   ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
+    try {
+      io::remove_all(path);
+    } catch (const io::FileError&) {
+    }
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
-  fs::path operator/(const std::string& name) const { return path / name; }
+  std::string operator/(const std::string& name) const { return io::join(path, name); }
 };
 
 /// The bytes of an IDX file: magic 00 00 type ndims, big-endian dims, then `data` verbatim.
@@ -86,20 +88,20 @@ Bytes concat(Bytes a, const Bytes& b) {
   return a;
 }
 
-void write_plain(const fs::path& path, const Bytes& bytes) {
+void write_plain(const std::string& path, const Bytes& bytes) {
   std::ofstream out(path, std::ios::binary);
   out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   REQUIRE(out.good());
 }
 
-void write_gzip(const fs::path& path, const Bytes& bytes) {
-  gzFile f = gzopen(path.string().c_str(), "wb");
+void write_gzip(const std::string& path, const Bytes& bytes) {
+  gzFile f = gzopen(path.c_str(), "wb");
   REQUIRE(f != nullptr);
   if (!bytes.empty()) REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) == static_cast<int>(bytes.size()));
   REQUIRE(gzclose(f) == Z_OK);
 }
 
-Bytes read_plain(const fs::path& path) {
+Bytes read_plain(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
@@ -260,14 +262,14 @@ TEST_CASE("read_idx: a missing or unreadable file is a clear error naming the pa
   TempDir dir;
   const auto missing = dir / "no-such-file-idx3-ubyte";
   CHECK_THROWS_WITH_AS(composer::data::read_idx(missing),
-                       doctest::Contains(("composer: IDX file '" + missing.string() + "': file not found").c_str()),
+                       doctest::Contains(("composer: IDX file '" + missing + "': file not found").c_str()),
                        std::runtime_error);
   CHECK_THROWS_AS(composer::data::read_idx_header(missing), std::runtime_error);
   CHECK_THROWS_AS(composer::data::is_gzip_file(missing), std::runtime_error);
 
   const auto msg = message_of([&] { composer::data::read_idx(dir.path); });
   CHECK(contains(msg, "composer: "));
-  CHECK(contains(msg, dir.path.string()));
+  CHECK(contains(msg, dir.path));
   CHECK(contains(msg, "is a directory"));
 }
 
@@ -276,7 +278,7 @@ TEST_CASE("read_idx: a bad magic number is reported with the bytes found") {
   write_plain(dir / "png", {0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a});
   const auto msg = message_of([&] { composer::data::read_idx(dir / "png"); });
   CHECK(msg.rfind("composer: ", 0) == 0);
-  CHECK(contains(msg, (dir / "png").string()));
+  CHECK(contains(msg, (dir / "png")));
   CHECK(contains(msg, "bad magic number"));
   CHECK(contains(msg, "found 89 50 4e 47"));
 
@@ -292,7 +294,7 @@ TEST_CASE("read_idx: unsupported types and absurd dimensions are refused") {
   TempDir dir;
   write_plain(dir / "type", idx_bytes(0x0A, {2}, {0, 0}));
   const auto type_msg = message_of([&] { composer::data::read_idx(dir / "type"); });
-  CHECK(contains(type_msg, "composer: IDX file '" + (dir / "type").string() + "'"));
+  CHECK(contains(type_msg, "composer: IDX file '" + (dir / "type") + "'"));
   CHECK(contains(type_msg, "unsupported element type 0x0a"));
 
   write_plain(dir / "zero-dims", {0, 0, 0x08, 0});
@@ -328,14 +330,14 @@ TEST_CASE("read_idx: a truncated file reports the bytes expected and found") {
   SUBCASE("plain") {
     write_plain(dir / "short", short_file);
     const auto msg = message_of([&] { composer::data::read_idx(dir / "short"); });
-    CHECK(msg.rfind("composer: IDX file '" + (dir / "short").string() + "': truncated", 0) == 0);
+    CHECK(msg.rfind("composer: IDX file '" + (dir / "short") + "': truncated", 0) == 0);
     CHECK(contains(msg, "uint8 [2, 3, 4]"));
     CHECK(contains(msg, "expected 24 bytes but found 20"));
   }
   SUBCASE("gzip") {
     write_gzip(dir / "short.gz", short_file);
     const auto msg = message_of([&] { composer::data::read_idx(dir / "short.gz"); });
-    CHECK(contains(msg, (dir / "short.gz").string()));
+    CHECK(contains(msg, (dir / "short.gz")));
     CHECK(contains(msg, "expected 24 bytes but found 20"));
   }
   SUBCASE("wider elements count bytes, not elements") {
@@ -365,7 +367,7 @@ TEST_CASE("read_idx: a truncated file reports the bytes expected and found") {
     compressed.resize(2000);
     write_plain(dir / "cut.gz", compressed);
     const auto msg = message_of([&] { composer::data::read_idx(dir / "cut.gz"); });
-    CHECK(contains(msg, (dir / "cut.gz").string()));
+    CHECK(contains(msg, (dir / "cut.gz")));
     CHECK(contains(msg, "expected 4000 bytes but found"));
     CHECK(contains(msg, "gzip stream ends early"));
   }
@@ -379,7 +381,7 @@ TEST_CASE("read_idx: trailing bytes are an error unless allowed") {
   for (const char* name : {"plain", "gz"}) {
     CAPTURE(name);
     const auto msg = message_of([&] { composer::data::read_idx(dir / name); });
-    CHECK(contains(msg, (dir / name).string()));
+    CHECK(contains(msg, (dir / name)));
     CHECK(contains(msg, "trailing garbage: 3 bytes after the uint8 [2, 2] = 4 data bytes"));
     const auto t = composer::data::read_idx(dir / name, IdxReadOptions{.allow_trailing_bytes = true});
     CHECK(to_vector(t) == V({1, 2, 3, 4}));
@@ -394,7 +396,7 @@ TEST_CASE("read_idx: corrupt gzip data is an error") {
   for (std::size_t i = 10; i < bytes.size() - 8; ++i) bytes[i] ^= 0x5a;  // scramble the deflate stream
   write_plain(dir / "bad.gz", bytes);
   const auto msg = message_of([&] { composer::data::read_idx(dir / "bad.gz"); });
-  CHECK(msg.rfind("composer: IDX file '" + (dir / "bad.gz").string() + "'", 0) == 0);
+  CHECK(msg.rfind("composer: IDX file '" + (dir / "bad.gz") + "'", 0) == 0);
 }
 
 TEST_CASE("read_idx_pair reads matching files and names both counts and paths on a mismatch") {
@@ -410,8 +412,8 @@ TEST_CASE("read_idx_pair reads matching files and names both counts and paths on
   const auto msg = message_of([&] { composer::data::read_idx_pair(dir / "images.gz", dir / "labels4"); });
   CHECK(msg.rfind("composer: ", 0) == 0);
   CHECK(contains(msg, "count mismatch"));
-  CHECK(contains(msg, "'" + (dir / "images.gz").string() + "' holds 3 images"));
-  CHECK(contains(msg, "'" + (dir / "labels4").string() + "' holds 4 labels"));
+  CHECK(contains(msg, "'" + (dir / "images.gz") + "' holds 3 images"));
+  CHECK(contains(msg, "'" + (dir / "labels4") + "' holds 4 labels"));
 
   CHECK_THROWS_WITH_AS(composer::data::read_idx_pair(dir / "images.gz", dir / "nope"),
                        doctest::Contains("file not found"), std::runtime_error);
@@ -425,7 +427,7 @@ namespace {
 
 /// Writes a small Fashion-MNIST-shaped split ("train" or "t10k") of `labels.size()` images into `dir`; image i is
 /// filled with the value 10 * i + 1.
-void write_fake_split(const fs::path& dir, const std::string& prefix, const Bytes& labels, bool gzip_images,
+void write_fake_split(const std::string& dir, const std::string& prefix, const Bytes& labels, bool gzip_images,
                       bool gzip_labels, std::uint32_t side = 28) {
   const auto n = static_cast<std::uint32_t>(labels.size());
   Bytes pixels;
@@ -434,10 +436,10 @@ void write_fake_split(const fs::path& dir, const std::string& prefix, const Byte
   const auto label_file = idx_bytes(0x08, {n}, labels);
   const auto images_name = prefix + "-images-idx3-ubyte";
   const auto labels_name = prefix + "-labels-idx1-ubyte";
-  if (gzip_images) write_gzip(dir / (images_name + ".gz"), images);
-  else write_plain(dir / images_name, images);
-  if (gzip_labels) write_gzip(dir / (labels_name + ".gz"), label_file);
-  else write_plain(dir / labels_name, label_file);
+  if (gzip_images) write_gzip(io::join(dir, images_name + ".gz"), images);
+  else write_plain(io::join(dir, images_name), images);
+  if (gzip_labels) write_gzip(io::join(dir, labels_name + ".gz"), label_file);
+  else write_plain(io::join(dir, labels_name), label_file);
 }
 
 }  // namespace
@@ -481,13 +483,13 @@ TEST_CASE("FashionMNIST: missing directory or files name the directory and the D
   const auto missing = dir / "not-here";
   const auto msg = message_of([&] { FashionMNIST ds(Split::TRAIN, missing); });
   CHECK(msg.rfind("composer: ", 0) == 0);
-  CHECK(contains(msg, "'" + missing.string() + "' does not exist"));
+  CHECK(contains(msg, "'" + missing + "' does not exist"));
   CHECK(contains(msg, "dataset-fashion-mnist"));
 
   write_fake_split(dir.path, "train", {1}, true, true);  // only the train split is present
   const auto file_msg = message_of([&] { FashionMNIST ds(Split::TEST, dir.path); });
   CHECK(contains(file_msg, "t10k-images-idx3-ubyte"));
-  CHECK(contains(file_msg, "not found in directory '" + dir.path.string() + "'"));
+  CHECK(contains(file_msg, "not found in directory '" + dir.path + "'"));
   CHECK(contains(file_msg, "dataset-fashion-mnist"));
   CHECK_NOTHROW(FashionMNIST(Split::TRAIN, dir.path));
 }
@@ -529,9 +531,9 @@ TEST_CASE("FashionMNIST class names and normalisation") {
 }
 
 TEST_CASE("FashionMNIST: the real data set") {
-  const fs::path root(FashionMNIST::default_root);
-  if (!fs::is_directory(root)) {
-    MESSAGE("Fashion-MNIST not installed at " << root.string() << " (Debian package dataset-fashion-mnist); skipped");
+  const std::string root(FashionMNIST::default_root);
+  if (!io::is_directory(root)) {
+    MESSAGE("Fashion-MNIST not installed at " << root << " (Debian package dataset-fashion-mnist); skipped");
     return;
   }
   SUBCASE("train") {
@@ -786,7 +788,7 @@ TEST_CASE("TensorLoader: bad arguments are std::invalid_argument naming the prob
 }
 
 TEST_CASE("TensorLoader over the real Fashion-MNIST test split") {
-  if (!fs::is_directory(fs::path(FashionMNIST::default_root))) {
+  if (!io::is_directory(std::string(FashionMNIST::default_root))) {
     MESSAGE("Fashion-MNIST not installed; skipped");
     return;
   }

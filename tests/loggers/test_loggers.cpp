@@ -4,6 +4,7 @@
 
 #include <composer/core/engine.hpp>
 #include <composer/core/state.hpp>
+#include <composer/io/files.hpp>
 #include <composer/loggers/loggers.hpp>
 
 #include <doctest/doctest.h>
@@ -19,7 +20,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -31,7 +31,7 @@ using composer::Event;
 using composer::Time;
 using composer::loggers::MetricsFile;
 using composer::loggers::ProgressBar;
-namespace fs = std::filesystem;
+namespace io = composer::io;
 
 namespace loggers_test {
 
@@ -75,14 +75,14 @@ std::vector<std::string> split_lines(const std::string& text) {
   return lines;
 }
 
-std::string read_file(const fs::path& path) {
+std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream out;
   out << in.rdbuf();
   return out.str();
 }
 
-void write_file(const fs::path& path, const std::string& text) {
+void write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
 }
@@ -92,19 +92,21 @@ class TempDir {
  public:
   TempDir() {
     static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("composer-loggers-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
+    path_ = io::join(io::temp_directory(),
+                     "composer-loggers-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    io::remove_all(path_);
+    io::create_directories(path_);
   }
   ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
+    try {
+      io::remove_all(path_);
+    } catch (const io::FileError&) {
+    }
   }
-  const fs::path& path() const { return path_; }
+  const std::string& path() const { return path_; }
 
  private:
-  fs::path path_;
+  std::string path_;
 };
 
 // A training state of `len` batches per epoch, at the start of training.
@@ -166,18 +168,18 @@ using BothEngine = composer::BasicEngine<composer::State, ProgressBar, MetricsFi
 
 // Runs the script with `args` under bash; returns its exit status and fills `output` with stdout and stderr.
 int run_script(const std::string& args, std::string& output) {
-  const fs::path script = [] {
+  const std::string script = [] {
 #ifdef COMPOSER_SOURCE_DIR
-    return fs::path(COMPOSER_SOURCE_DIR) / "scripts" / "plot_metrics.sh";
+    return std::string(COMPOSER_SOURCE_DIR) + "/scripts/plot_metrics.sh";
 #else
-    return fs::path(__FILE__).parent_path().parent_path().parent_path() / "scripts" / "plot_metrics.sh";
+    return io::parent_path(io::parent_path(io::parent_path(__FILE__))) + "/scripts/plot_metrics.sh";
 #endif
   }();
-  REQUIRE_MESSAGE(fs::exists(script), "plot script not found at ", script.string());
-  CHECK(((fs::status(script).permissions() & fs::perms::owner_exec) != fs::perms::none));
+  REQUIRE_MESSAGE(io::exists(script), "plot script not found at ", script);
+  CHECK((io::permissions(script) & S_IXUSR) != 0);
   TempDir scratch;
-  const fs::path log = scratch.path() / "output.txt";
-  const std::string command = "'" + script.string() + "' " + args + " >'" + log.string() + "' 2>&1";
+  const std::string log = scratch.path() + "/output.txt";
+  const std::string command = "'" + script + "' " + args + " >'" + log + "' 2>&1";
   const int status = std::system(command.c_str());
   output = read_file(log);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -466,7 +468,7 @@ TEST_CASE("ProgressBar chooses its style from the stream, and stays silent when 
 
 TEST_CASE("MetricsFile writes a long-format CSV, creating missing folders, flushed at every call") {
   TempDir dir;
-  const fs::path path = dir.path() / "runs" / "a" / "metrics.csv";
+  const std::string path = dir.path() + "/runs/a/metrics.csv";
   Capture quiet;
   fake_now = 0;
   auto state = make_state(Time::from_epoch(2), 2);
@@ -508,7 +510,7 @@ TEST_CASE("MetricsFile writes a long-format CSV, creating missing folders, flush
 
 TEST_CASE("MetricsFile writes one JSON object per call, escaping keys, non-finite values as strings") {
   TempDir dir;
-  const fs::path path = dir.path() / "metrics.JSONL";
+  const std::string path = dir.path() + "/metrics.JSONL";
   composer::State state;
   composer::BasicEngine<composer::State, MetricsFile> engine(state, MetricsFile(path));
   CHECK(engine.get<MetricsFile>().format() == MetricsFile::Format::jsonl);
@@ -535,7 +537,7 @@ TEST_CASE("MetricsFile writes one JSON object per call, escaping keys, non-finit
 TEST_CASE("MetricsFile appends to an existing file: a resumed run keeps its earlier log, the header once") {
   TempDir dir;
   SUBCASE("csv") {
-    const fs::path path = dir.path() / "metrics.csv";
+    const std::string path = dir.path() + "/metrics.csv";
     composer::State state;
     for (int run = 0; run < 2; ++run) {
       composer::BasicEngine<composer::State, MetricsFile> engine(state, MetricsFile(path));
@@ -545,7 +547,7 @@ TEST_CASE("MetricsFile appends to an existing file: a resumed run keeps its earl
     CHECK(read_file(path) == "epoch,batch,sample,key,value\n0,1,8,loss/train/total,1.5\n0,2,16,loss/train/total,0.5\n");
   }
   SUBCASE("jsonl") {
-    const fs::path path = dir.path() / "metrics.jsonl";
+    const std::string path = dir.path() + "/metrics.jsonl";
     composer::State state;
     for (int run = 0; run < 2; ++run) {
       MetricsFile file(path);
@@ -555,7 +557,7 @@ TEST_CASE("MetricsFile appends to an existing file: a resumed run keeps its earl
                              "{\"epoch\":0,\"batch\":0,\"sample\":0,\"metrics\":{\"a\":1}}\n");
   }
   SUBCASE("an empty file gets the header; a row cut short by a crash is ended first") {
-    const fs::path path = dir.path() / "metrics.csv";
+    const std::string path = dir.path() + "/metrics.csv";
     write_file(path, "");
     composer::State state;
     {
@@ -568,14 +570,14 @@ TEST_CASE("MetricsFile appends to an existing file: a resumed run keeps its earl
     CHECK(read_file(path) == "epoch,batch,sample,key,value\n0,1,8,loss/tra\n0,0,0,x,2\n");
   }
   SUBCASE("a file that is not a metrics CSV is left alone") {
-    const fs::path path = dir.path() / "notes.csv";
+    const std::string path = dir.path() + "/notes.csv";
     write_file(path, "name,score\nann,3\n");
     try {
       MetricsFile file(path);
       FAIL("no error for a foreign CSV");
     } catch (const std::runtime_error& error) {
       const std::string message = error.what();
-      CHECK(message.find(path.string()) != std::string::npos);
+      CHECK(message.find(path) != std::string::npos);
       CHECK(message.find("epoch,batch,sample,key,value") != std::string::npos);
     }
     CHECK(read_file(path) == "name,score\nann,3\n");
@@ -584,8 +586,8 @@ TEST_CASE("MetricsFile appends to an existing file: a resumed run keeps its earl
 
 TEST_CASE("MetricsFile reports a path it cannot write, at construction, naming it") {
   TempDir dir;
-  write_file(dir.path() / "plain-file", "x");
-  auto message_of = [](const fs::path& path) -> std::string {
+  write_file(dir.path() + "/plain-file", "x");
+  auto message_of = [](const std::string& path) -> std::string {
     try {
       MetricsFile file(path);
     } catch (const std::runtime_error& error) {
@@ -594,22 +596,22 @@ TEST_CASE("MetricsFile reports a path it cannot write, at construction, naming i
     return "";
   };
   SUBCASE("a parent that is a file") {
-    const fs::path path = dir.path() / "plain-file" / "sub" / "metrics.csv";
+    const std::string path = dir.path() + "/plain-file/sub/metrics.csv";
     const std::string message = message_of(path);
     CHECK(message.starts_with("composer: cannot create the folder"));
-    CHECK(message.find("'" + path.string() + "'") != std::string::npos);
+    CHECK(message.find("'" + path + "'") != std::string::npos);
   }
   SUBCASE("a folder") {
-    const fs::path path = dir.path() / "folder.csv";
-    fs::create_directories(path);
+    const std::string path = dir.path() + "/folder.csv";
+    io::create_directories(path);
     const std::string message = message_of(path);
-    CHECK(message.starts_with("composer: cannot open metrics file '" + path.string() + "' for appending: "));
+    CHECK(message.starts_with("composer: cannot open metrics file '" + path + "' for appending: "));
   }
   SUBCASE("an extension of no known format") {
-    CHECK_THROWS_AS(MetricsFile(dir.path() / "metrics.txt"), std::invalid_argument);
-    CHECK_FALSE(fs::exists(dir.path() / "metrics.txt"));
+    CHECK_THROWS_AS(MetricsFile(dir.path() + "/metrics.txt"), std::invalid_argument);
+    CHECK_FALSE(io::exists(dir.path() + "/metrics.txt"));
     MetricsFile::Options options;
-    options.path = dir.path() / "metrics.txt";
+    options.path = dir.path() + "/metrics.txt";
     options.format = MetricsFile::Format::csv;
     MetricsFile forced(options);
     CHECK(read_file(options.path) == "epoch,batch,sample,key,value\n");
@@ -618,15 +620,15 @@ TEST_CASE("MetricsFile reports a path it cannot write, at construction, naming i
 
 TEST_CASE("MetricsFile disabled creates and writes nothing") {
   TempDir dir;
-  const fs::path path = dir.path() / "sub" / "metrics.csv";
+  const std::string path = dir.path() + "/sub/metrics.csv";
   composer::State state;
   {
     composer::BasicEngine<composer::State, MetricsFile> engine(state, MetricsFile(path, /*enabled=*/false));
     CHECK_FALSE(engine.get<MetricsFile>().is_open());
     engine.logger().log_metrics({{"loss/train/total", 1.0}});
   }
-  CHECK_FALSE(fs::exists(path));
-  CHECK_FALSE(fs::exists(path.parent_path()));
+  CHECK_FALSE(io::exists(path));
+  CHECK_FALSE(io::exists(io::parent_path(path)));
 }
 
 TEST_CASE("plot_metrics.sh draws a PNG from a MetricsFile CSV, and fails clearly on a bad input") {
@@ -635,7 +637,7 @@ TEST_CASE("plot_metrics.sh draws a PNG from a MetricsFile CSV, and fails clearly
     return;
   }
   TempDir dir;
-  const fs::path csv = dir.path() / "metrics.csv";
+  const std::string csv = dir.path() + "/metrics.csv";
   {
     Capture quiet;
     fake_now = 0;
@@ -649,32 +651,32 @@ TEST_CASE("plot_metrics.sh draws a PNG from a MetricsFile CSV, and fails clearly
     engine.run<Event::FIT_END>();
   }
   std::string output;
-  const fs::path png = dir.path() / "plots" / "metrics.png";
-  CHECK(run_script("'" + csv.string() + "' '" + png.string() + "'", output) == 0);
+  const std::string png = dir.path() + "/plots/metrics.png";
+  CHECK(run_script("'" + csv + "' '" + png + "'", output) == 0);
   INFO(output);
-  REQUIRE(fs::exists(png));
+  REQUIRE(io::exists(png));
   const std::string image = read_file(png);
   CHECK(image.size() > 1000);
   CHECK(image.starts_with(std::string("\x89PNG\r\n\x1a\n", 8)));
 
   // Missing file, neither key, not a metrics CSV, wrong arguments.
-  CHECK(run_script("'" + (dir.path() / "absent.csv").string() + "' '" + png.string() + "'", output) != 0);
+  CHECK(run_script("'" + (dir.path() + "/absent.csv") + "' '" + png + "'", output) != 0);
   CHECK(output.find("absent.csv' not found") != std::string::npos);
-  const fs::path other = dir.path() / "other.csv";
+  const std::string other = dir.path() + "/other.csv";
   write_file(other, "epoch,batch,sample,key,value\n0,1,8,lr/group0,0.1\n0,2,16,loss/train/total,nan\n");
-  CHECK(run_script("'" + other.string() + "' '" + png.string() + "'", output) != 0);
+  CHECK(run_script("'" + other + "' '" + png + "'", output) != 0);
   CHECK(output.find("no finite value of 'loss/train/total' nor of 'metrics/eval/accuracy'") != std::string::npos);
   write_file(other, "name,score\n");
-  CHECK(run_script("'" + other.string() + "' '" + png.string() + "'", output) != 0);
+  CHECK(run_script("'" + other + "' '" + png + "'", output) != 0);
   CHECK(output.find("does not start with the header") != std::string::npos);
-  CHECK(run_script("'" + csv.string() + "'", output) != 0);
+  CHECK(run_script("'" + csv + "'", output) != 0);
   CHECK(output.find("usage:") != std::string::npos);
 
   // One key is enough: the other panel says it has no value.
   write_file(other, "epoch,batch,sample,key,value\n0,1,8,loss/train/total,2\n0,2,16,loss/train/total,1\n");
-  fs::remove(png);
-  CHECK(run_script("'" + other.string() + "' '" + png.string() + "'", output) == 0);
-  CHECK(fs::exists(png));
+  io::remove(png);
+  CHECK(run_script("'" + other + "' '" + png + "'", output) == 0);
+  CHECK(io::exists(png));
 }
 
 }  // TEST_SUITE

@@ -1,5 +1,5 @@
 # Builds and runs the consumer project in tests/package/consumer against composer-cpp, either installed
-# (find_package) or as a subdirectory (add_subdirectory). Invoked by ctest with -DMODE=... -P run.cmake.
+# (find_package) or as a subdirectory (add_subdirectory). Invoked by ctest with -DMODE=... [-DTORCH_DIR=...] -P run.cmake.
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
 function(run_step)
@@ -12,6 +12,9 @@ endfunction()
 
 set(consumer_args -S ${SOURCE_DIR}/tests/package/consumer -B ${WORK_DIR}/build -G ${GENERATOR}
                   -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=Release)
+if(TORCH_DIR)  # a Torch other than the one find_package(Torch) finds by default (a LibTorch wheel's CPU libraries)
+  list(APPEND consumer_args -DTorch_DIR=${TORCH_DIR})
+endif()
 if(MODE STREQUAL "find_package")
   run_step(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_DIR}/prefix)
   run_step(${CMAKE_COMMAND} ${consumer_args} -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCOMPOSER_CONSUME=find_package)

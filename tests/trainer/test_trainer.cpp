@@ -3,19 +3,19 @@
 
 #include <composer/data/tensor_loader.hpp>
 #include <composer/functional/mixup.hpp>
+#include <composer/io/files.hpp>
 #include <composer/trainer/trainer.hpp>
 
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
 using composer::Event;
 using composer::Time;
-namespace fs = std::filesystem;
+namespace io = composer::io;
 
 namespace trainer_test {
 
@@ -62,10 +62,10 @@ std::vector<std::string> expected_eval(int batches) {
   return events;
 }
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("composer_trainer_test_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+std::string fresh_dir(const std::string& name) {
+  const std::string dir = io::join(io::temp_directory(), "composer_trainer_test_" + name);
+  io::remove_all(dir);
+  io::create_directories(dir);
   return dir;
 }
 
@@ -276,7 +276,7 @@ composer::TrainerOptions resume_options(torch::nn::Module& net, const std::strin
 }  // namespace trainer_test
 
 TEST_CASE("save at step k, resume, finish: bit-identical to an uninterrupted run") {
-  const fs::path dir = fresh_dir("resume");
+  const std::string dir = fresh_dir("resume");
   auto reference_net = make_dropout_net(42);
   composer::Trainer<MixAndCount> reference(reference_net, resume_options(*reference_net));
   reference.fit();
@@ -284,10 +284,10 @@ TEST_CASE("save at step k, resume, finish: bit-identical to an uninterrupted run
   auto first_net = make_dropout_net(42);
   composer::Trainer<MixAndCount> first(first_net, resume_options(*first_net));
   first.fit(Time("4ba"));  // stops mid-epoch (3 batches per epoch)
-  first.save_checkpoint(dir / "mid.pt");
+  first.save_checkpoint(dir + "/mid.pt");
 
   auto resumed_net = make_dropout_net(999);  // different initial weights: the checkpoint must overwrite them
-  composer::Trainer<MixAndCount> resumed(resumed_net, resume_options(*resumed_net, (dir / "mid.pt").string()));
+  composer::Trainer<MixAndCount> resumed(resumed_net, resume_options(*resumed_net, dir + "/mid.pt"));
   CHECK(resumed.state().timestamp.batch().count() == 4);
   CHECK(resumed.get<MixAndCount>().applied == 4);
   resumed.fit();
@@ -304,12 +304,12 @@ TEST_CASE("save at step k, resume, finish: bit-identical to an uninterrupted run
 }
 
 TEST_CASE("checkpoints are saved at intervals, the last k kept, and latest points at the newest") {
-  const fs::path dir = fresh_dir("interval");
+  const std::string dir = fresh_dir("interval");
   auto net = make_linear();
   composer::Trainer<> trainer(net, {.train_dataloader = make_loader(8, 4),
                                     .max_duration = Time("7ba"),
                                     .optimizers = {sgd(*net)},
-                                    .save_folder = dir.string(),
+                                    .save_folder = dir,
                                     .save_interval = Time("2ba"),
                                     .save_num_checkpoints_to_keep = 2,
                                     .seed = 1,
@@ -317,23 +317,23 @@ TEST_CASE("checkpoints are saved at intervals, the last k kept, and latest point
   trainer.fit();
   // two batches per epoch; saves at ba2, ba4, ba6 (named with the epoch still running at BATCH_CHECKPOINT) and
   // once at the end (ba7); only the last two remain
-  CHECK_FALSE(fs::exists(dir / "ep0-ba2-rank0.pt"));
-  CHECK_FALSE(fs::exists(dir / "ep1-ba4-rank0.pt"));
-  CHECK(fs::exists(dir / "ep2-ba6-rank0.pt"));
-  CHECK(fs::exists(dir / "ep3-ba7-rank0.pt"));
-  CHECK(fs::read_symlink(dir / "latest-rank0.pt") == "ep3-ba7-rank0.pt");
+  CHECK_FALSE(io::exists(dir + "/ep0-ba2-rank0.pt"));
+  CHECK_FALSE(io::exists(dir + "/ep1-ba4-rank0.pt"));
+  CHECK(io::exists(dir + "/ep2-ba6-rank0.pt"));
+  CHECK(io::exists(dir + "/ep3-ba7-rank0.pt"));
+  CHECK(io::read_symlink(dir + "/latest-rank0.pt") == "ep3-ba7-rank0.pt");
   CHECK(trainer.saved_checkpoints().size() == 2);
 }
 
 TEST_CASE("a corrupt, truncated or foreign checkpoint is refused and nothing is lost") {
-  const fs::path dir = fresh_dir("corrupt");
+  const std::string dir = fresh_dir("corrupt");
   auto net = make_linear();
   composer::Trainer<> trainer(net, {.train_dataloader = make_loader(8, 4), .max_duration = Time("2ba"),
                                     .optimizers = {sgd(*net)}, .seed = 1, .progress_bar = false});
   trainer.fit();
-  const fs::path good = dir / "good.pt";
+  const std::string good = dir + "/good.pt";
   trainer.save_checkpoint(good);
-  const auto size = fs::file_size(good);
+  const auto size = io::file_size(good);
   const auto before = net->weight.clone();
 
   // truncated copy
@@ -341,14 +341,14 @@ TEST_CASE("a corrupt, truncated or foreign checkpoint is refused and nothing is 
     std::ifstream in(good, std::ios::binary);
     std::string bytes(size / 2, '\0');
     in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    std::ofstream(dir / "truncated.pt", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    std::ofstream(dir + "/truncated.pt", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   }
-  std::ofstream(dir / "garbage.pt") << "this is not a checkpoint";
-  CHECK_THROWS_WITH_AS(trainer.load_checkpoint(dir / "truncated.pt"), doctest::Contains("corrupt or truncated"),
+  std::ofstream(dir + "/garbage.pt") << "this is not a checkpoint";
+  CHECK_THROWS_WITH_AS(trainer.load_checkpoint(dir + "/truncated.pt"), doctest::Contains("corrupt or truncated"),
                        composer::CheckpointError);
-  CHECK_THROWS_WITH_AS(trainer.load_checkpoint(dir / "garbage.pt"), doctest::Contains("garbage.pt"),
+  CHECK_THROWS_WITH_AS(trainer.load_checkpoint(dir + "/garbage.pt"), doctest::Contains("garbage.pt"),
                        composer::CheckpointError);
-  CHECK_THROWS_WITH_AS(trainer.load_checkpoint(dir / "missing.pt"), doctest::Contains("does not exist"),
+  CHECK_THROWS_WITH_AS(trainer.load_checkpoint(dir + "/missing.pt"), doctest::Contains("does not exist"),
                        composer::CheckpointError);
   CHECK(torch::equal(net->weight, before));
 
@@ -368,10 +368,10 @@ TEST_CASE("a corrupt, truncated or foreign checkpoint is refused and nothing is 
                        composer::CheckpointError);
 
   // a failing save leaves the previous checkpoint whole: the temporary name is blocked by a folder
-  fs::create_directories(dir / "good.pt.tmp");
+  io::create_directories(dir + "/good.pt.tmp");
   trainer.fit(Time("1ba"));
   CHECK_THROWS_AS(trainer.save_checkpoint(good), composer::CheckpointError);
-  CHECK(fs::file_size(good) == size);
+  CHECK(io::file_size(good) == size);
   trainer.load_checkpoint(good);
   CHECK(trainer.state().timestamp.batch().count() == 2);
   CHECK(torch::equal(net->weight, before));

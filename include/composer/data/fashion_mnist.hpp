@@ -5,15 +5,14 @@
 
 #include <array>
 #include <cstdint>
-#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <system_error>
 
 #include <ATen/ATen.h>
 
 #include <composer/data/idx.hpp>
+#include <composer/io/files.hpp>
 
 namespace composer::data {
 
@@ -66,8 +65,7 @@ class FashionMNIST {
   /// `dataset-fashion-mnist` when the directory or a file is missing, and naming the file when its contents are not
   /// Fashion-MNIST (wrong shape, labels outside 0..9, counts that differ). Counterpart:
   /// `torchvision.datasets.FashionMNIST(root, train=...)`.
-  explicit FashionMNIST(Split split = Split::TRAIN,
-                        const std::filesystem::path& root = std::filesystem::path(default_root))
+  explicit FashionMNIST(Split split = Split::TRAIN, const std::string& root = std::string(default_root))
       : split_(split), root_(root) {
     const std::string prefix = split == Split::TRAIN ? "train" : "t10k";
     images_path_ = find_file(prefix + "-images-idx3-ubyte");
@@ -75,18 +73,18 @@ class FashionMNIST {
     auto pair = read_idx_pair(images_path_, labels_path_);
     const auto& im = pair.images;
     if (im.scalar_type() != at::kByte || im.dim() != 3 || im.size(1) != image_size || im.size(2) != image_size)
-      throw std::runtime_error("composer: '" + images_path_.string() + "' is not a Fashion-MNIST images file: " +
+      throw std::runtime_error("composer: '" + images_path_ + "' is not a Fashion-MNIST images file: " +
                                "expected uint8 [N, 28, 28], got " + std::string(c10::toString(im.scalar_type())) +
                                " " + detail::dims_string(im.sizes().vec()));
     const auto& lb = pair.labels;
     if (lb.scalar_type() != at::kByte || lb.dim() != 1)
-      throw std::runtime_error("composer: '" + labels_path_.string() + "' is not a Fashion-MNIST labels file: " +
+      throw std::runtime_error("composer: '" + labels_path_ + "' is not a Fashion-MNIST labels file: " +
                                "expected uint8 [N], got " + std::string(c10::toString(lb.scalar_type())) + " " +
                                detail::dims_string(lb.sizes().vec()));
     if (lb.numel() > 0) {
       const auto top = lb.max().item<std::int64_t>();
       if (top >= num_classes)
-        throw std::runtime_error("composer: '" + labels_path_.string() + "' holds label " + std::to_string(top) +
+        throw std::runtime_error("composer: '" + labels_path_ + "' holds label " + std::to_string(top) +
                                  ", outside Fashion-MNIST's classes 0..9");
     }
     images_ = im.unsqueeze(1).contiguous();
@@ -103,11 +101,11 @@ class FashionMNIST {
   /// The split that was loaded.
   Split split() const noexcept { return split_; }
   /// The directory the files were read from.
-  const std::filesystem::path& root() const noexcept { return root_; }
+  const std::string& root() const noexcept { return root_; }
   /// The images file that was read (with or without `.gz`).
-  const std::filesystem::path& images_path() const noexcept { return images_path_; }
+  const std::string& images_path() const noexcept { return images_path_; }
   /// The labels file that was read (with or without `.gz`).
-  const std::filesystem::path& labels_path() const noexcept { return labels_path_; }
+  const std::string& labels_path() const noexcept { return labels_path_; }
   /// The name of class `label` (0..9); throws std::out_of_range otherwise. Counterpart: `dataset.classes[label]`.
   static std::string_view class_name(std::int64_t label) {
     if (label < 0 || label >= num_classes)
@@ -116,25 +114,33 @@ class FashionMNIST {
   }
 
  private:
-  std::filesystem::path find_file(const std::string& stem) const {
+  std::string find_file(const std::string& stem) const {
     static constexpr const char* hint = "; install the Debian package `dataset-fashion-mnist` "
                                         "(apt-get install dataset-fashion-mnist) or pass the directory holding the "
                                         "Fashion-MNIST IDX files";
-    std::error_code ec;
-    if (!std::filesystem::is_directory(root_, ec))
-      throw std::runtime_error("composer: Fashion-MNIST directory '" + root_.string() + "' does not exist" + hint);
+    if (!is_of_type(root_, io::FileType::directory))
+      throw std::runtime_error("composer: Fashion-MNIST directory '" + root_ + "' does not exist" + hint);
     for (const auto& name : {stem, stem + ".gz"}) {
-      auto candidate = root_ / name;
-      if (std::filesystem::is_regular_file(candidate, ec)) return candidate;
+      auto candidate = io::join(root_, name);
+      if (is_of_type(candidate, io::FileType::regular)) return candidate;
     }
     throw std::runtime_error("composer: Fashion-MNIST " + std::string(split_name(split_)) + " file '" + stem +
-                             "' (or '" + stem + ".gz') not found in directory '" + root_.string() + "'" + hint);
+                             "' (or '" + stem + ".gz') not found in directory '" + root_ + "'" + hint);
+  }
+
+  // Whether `path` is of `type`; a path the system cannot inspect counts as absent.
+  static bool is_of_type(const std::string& path, io::FileType type) {
+    try {
+      return io::file_type(path) == type;
+    } catch (const io::FileError&) {
+      return false;
+    }
   }
 
   Split split_;
-  std::filesystem::path root_;
-  std::filesystem::path images_path_;
-  std::filesystem::path labels_path_;
+  std::string root_;
+  std::string images_path_;
+  std::string labels_path_;
   at::Tensor images_;
   at::Tensor labels_;
 };

@@ -15,17 +15,17 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include <ATen/ATen.h>
+
+#include <composer/io/files.hpp>
 
 namespace composer::data {
 
@@ -99,8 +99,8 @@ inline std::string dims_string(const std::vector<std::int64_t>& dims) {
   return out + "]";
 }
 
-[[noreturn]] inline void idx_fail(const std::filesystem::path& path, const std::string& what) {
-  throw std::runtime_error("composer: IDX file '" + path.string() + "': " + what);
+[[noreturn]] inline void idx_fail(const std::string& path, const std::string& what) {
+  throw std::runtime_error("composer: IDX file '" + path + "': " + what);
 }
 
 struct GzClose {
@@ -112,7 +112,7 @@ using GzHandle = std::unique_ptr<gzFile_s, GzClose>;
 
 /// An opened IDX file: a zlib handle (which reads gzip and plain files alike) plus what was learnt on opening.
 struct IdxStream {
-  std::filesystem::path path;
+  std::string path;
   GzHandle gz;
   bool gzip = false;            // the file starts with the gzip magic 1f 8b
   std::uint64_t file_size = 0;  // on-disk size in bytes
@@ -154,11 +154,15 @@ struct IdxStream {
   }
 };
 
-inline IdxStream open_idx(const std::filesystem::path& path) {
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (!std::filesystem::exists(status)) idx_fail(path, "file not found");
-  if (std::filesystem::is_directory(status)) idx_fail(path, "is a directory, not a file");
+inline IdxStream open_idx(const std::string& path) {
+  io::FileType type = io::FileType::not_found;
+  try {
+    type = io::file_type(path);
+  } catch (const io::FileError& error) {
+    idx_fail(path, "cannot open for reading: " + error.reason());
+  }
+  if (type == io::FileType::not_found) idx_fail(path, "file not found");
+  if (type == io::FileType::directory) idx_fail(path, "is a directory, not a file");
 
   IdxStream s;
   s.path = path;
@@ -169,12 +173,14 @@ inline IdxStream open_idx(const std::filesystem::path& path) {
     probe.read(reinterpret_cast<char*>(magic), 2);
     s.gzip = probe.gcount() == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
   }
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) idx_fail(path, "cannot determine file size: " + ec.message());
-  s.file_size = size;
+  try {
+    s.file_size = io::file_size(path);
+  } catch (const io::FileError& error) {
+    idx_fail(path, "cannot determine file size: " + error.reason());
+  }
 
   errno = 0;
-  s.gz.reset(gzopen(path.string().c_str(), "rb"));
+  s.gz.reset(gzopen(path.c_str(), "rb"));
   if (!s.gz)
     idx_fail(path, std::string("cannot open for reading: ") + (errno ? std::strerror(errno) : "zlib out of memory"));
   gzbuffer(s.gz.get(), 1u << 17);
@@ -255,14 +261,14 @@ inline void big_endian_to_host(void* data, std::uint64_t count, std::size_t size
 /// Reads just the header of an IDX file (plain or gzip-compressed), checking magic, type and dimensions.
 /// Throws std::runtime_error ("composer: IDX file '<path>': ...") as `read_idx` does. Counterpart: the header
 /// part of torchvision's `read_sn3_pascalvincent_tensor`.
-inline IdxHeader read_idx_header(const std::filesystem::path& path, const IdxReadOptions& options = {}) {
+inline IdxHeader read_idx_header(const std::string& path, const IdxReadOptions& options = {}) {
   auto s = detail::open_idx(path);
   return detail::parse_idx_header(s, options);
 }
 
 /// True when the file starts with the gzip magic bytes 1f 8b (whatever its name). Throws std::runtime_error
 /// if it cannot be opened. Counterpart: none (torchvision decides by the `.gz` extension).
-inline bool is_gzip_file(const std::filesystem::path& path) { return detail::open_idx(path).gzip; }
+inline bool is_gzip_file(const std::string& path) { return detail::open_idx(path).gzip; }
 
 /// Reads a whole IDX file into a tensor of the file's shape and element type (uint8 files give at::kByte),
 /// converting big-endian elements to host order. Gzip compression is detected by the 1f 8b magic bytes, not the
@@ -270,7 +276,7 @@ inline bool is_gzip_file(const std::filesystem::path& path) { return detail::ope
 /// unreadable, has a bad magic number, an unsupported element type, absurd dimensions, fewer data bytes than its
 /// header declares (both counts given) or, unless allowed, bytes after the data. Counterpart: torchvision's
 /// `torchvision.datasets.mnist.read_sn3_pascalvincent_tensor`.
-inline at::Tensor read_idx(const std::filesystem::path& path, const IdxReadOptions& options = {}) {
+inline at::Tensor read_idx(const std::string& path, const IdxReadOptions& options = {}) {
   auto s = detail::open_idx(path);
   const IdxHeader h = detail::parse_idx_header(s, options);
   const auto info = *detail::idx_type_info(static_cast<std::uint8_t>(h.type));
@@ -320,16 +326,16 @@ struct IdxPair {
 /// Reads an images IDX file and a labels IDX file and checks that they hold the same number of items (their first
 /// dimension); the headers are compared before any data is read. Throws std::runtime_error naming both counts and
 /// both paths on a mismatch, and as `read_idx` does otherwise. Counterpart: torchvision's `MNIST._load_data`.
-inline IdxPair read_idx_pair(const std::filesystem::path& images_path, const std::filesystem::path& labels_path,
+inline IdxPair read_idx_pair(const std::string& images_path, const std::string& labels_path,
                              const IdxReadOptions& options = {}) {
   const auto images_header = read_idx_header(images_path, options);
   const auto labels_header = read_idx_header(labels_path, options);
   const auto n_images = images_header.dims.front();
   const auto n_labels = labels_header.dims.front();
   if (n_images != n_labels)
-    throw std::runtime_error("composer: IDX image/label count mismatch: images file '" + images_path.string() +
+    throw std::runtime_error("composer: IDX image/label count mismatch: images file '" + images_path +
                              "' holds " + std::to_string(n_images) + " images but labels file '" +
-                             labels_path.string() + "' holds " + std::to_string(n_labels) + " labels");
+                             labels_path + "' holds " + std::to_string(n_labels) + " labels");
   return IdxPair{read_idx(images_path, options), read_idx(labels_path, options)};
 }
 

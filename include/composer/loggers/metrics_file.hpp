@@ -10,18 +10,17 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
 
 #include <composer/core/event.hpp>
 #include <composer/core/logger.hpp>
 #include <composer/core/policy.hpp>
 #include <composer/core/timestamp.hpp>
+#include <composer/io/files.hpp>
 
 namespace composer::loggers {
 
@@ -35,7 +34,7 @@ struct MetricsFileOptions {
   };
 
   /// The file to append to; missing parent folders are created.
-  std::filesystem::path path;
+  std::string path;
   /// When false the policy stays in the Engine but opens, creates and writes nothing.
   bool enabled = true;
   /// The layout; `automatic` chooses by the extension of `path`.
@@ -153,7 +152,7 @@ class MetricsFile {
   /// A disabled metrics file (no path): it writes nothing.
   MetricsFile() : MetricsFile(Options{{}, false, Format::automatic}) {}
   /// Appends to `path` (format by its extension) unless `enabled` is false.
-  explicit MetricsFile(std::filesystem::path path, bool enabled = true)
+  explicit MetricsFile(std::string path, bool enabled = true)
       : MetricsFile(Options{std::move(path), enabled, Format::automatic}) {}
   /// Appends to `options.path` unless `options.enabled` is false. Throws `std::runtime_error` naming the path
   /// when it cannot be opened for appending.
@@ -195,7 +194,7 @@ class MetricsFile {
   /// Whether the file is open.
   bool is_open() const noexcept { return file_ != nullptr; }
   /// The file's path.
-  const std::filesystem::path& path() const noexcept { return options_.path; }
+  const std::string& path() const noexcept { return options_.path; }
   /// The file's format (`automatic` when disabled).
   Format format() const noexcept { return format_; }
 
@@ -228,31 +227,31 @@ class MetricsFile {
  private:
   static Format resolve_format(const Options& options) {
     if (options.format != Format::automatic) return options.format;
-    std::string extension = options.path.extension().string();
+    std::string extension = io::extension(options.path);
     for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (extension == ".csv") return Format::csv;
     if (extension == ".jsonl") return Format::jsonl;
-    throw std::invalid_argument("composer: cannot tell the format of metrics file '" + options.path.string() +
+    throw std::invalid_argument("composer: cannot tell the format of metrics file '" + options.path +
                                 "' from its extension: expected '.csv' or '.jsonl' (or set the format option)");
   }
 
   // Throws "composer: cannot <verb> metrics file '<path>'<tail>: <reason from errno>".
   [[noreturn]] void fail(const char* verb, const char* tail = "") const {
     const int error = errno;
-    throw std::runtime_error("composer: cannot " + std::string(verb) + " metrics file '" + options_.path.string() +
+    throw std::runtime_error("composer: cannot " + std::string(verb) + " metrics file '" + options_.path +
                              "'" + tail + (error != 0 ? ": " + std::string(std::strerror(error)) : std::string()));
   }
 
   void open() {
-    namespace fs = std::filesystem;
-    const fs::path& path = options_.path;
+    const std::string& path = options_.path;
     if (path.empty()) throw std::invalid_argument("composer: MetricsFile needs a path when enabled");
-    if (const fs::path parent = path.parent_path(); !parent.empty()) {
-      std::error_code error;
-      fs::create_directories(parent, error);
-      if (error)
-        throw std::runtime_error("composer: cannot create the folder '" + parent.string() + "' of metrics file '" +
-                                 path.string() + "': " + error.message());
+    if (const std::string parent = io::parent_path(path); !parent.empty()) {
+      try {
+        io::create_directories(parent);
+      } catch (const io::FileError& error) {
+        throw std::runtime_error("composer: cannot create the folder '" + parent + "' of metrics file '" + path +
+                                 "': " + error.reason());
+      }
     }
     errno = 0;
     std::FILE* file = std::fopen(path.c_str(), "a+");
@@ -276,7 +275,7 @@ class MetricsFile {
                             : head.starts_with("{");
       if (!fits) {
         file_.reset();
-        throw std::runtime_error("composer: metrics file '" + path.string() + "' already exists and does not start " +
+        throw std::runtime_error("composer: metrics file '" + path + "' already exists and does not start " +
                                  (format_ == Format::csv ? "with the header '" + std::string(csv_header) + "'"
                                                          : std::string("with a JSON object")) +
                                  "; refusing to append to it");

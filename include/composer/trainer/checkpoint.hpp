@@ -4,24 +4,28 @@
 /// is changed), and how a policy keeps its own state in them.
 
 #include <cstdint>
-#include <filesystem>
 #include <map>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
 
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
+#include <torch/optim/adagrad.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
 #include <torch/optim/optimizer.h>
+#include <torch/optim/rmsprop.h>
+#include <torch/optim/sgd.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
 #include <composer/core/state.hpp>
 #include <composer/core/timestamp.hpp>
+#include <composer/io/files.hpp>
 
 namespace composer {
 
@@ -89,50 +93,62 @@ inline constexpr std::int64_t format_version = 1;
 
 /// Writes `archive` to `path` atomically: into a temporary file beside it, then renamed over `path`, so a
 /// crash or a full disk never leaves a half-written checkpoint under the real name.
-inline void write_atomically(torch::serialize::OutputArchive& archive, const std::filesystem::path& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (path.has_parent_path()) {
-    fs::create_directories(path.parent_path(), ec);
-    if (ec)
-      throw CheckpointError("composer: cannot create the checkpoint folder '" + path.parent_path().string() +
-                            "': " + ec.message());
+inline void write_atomically(torch::serialize::OutputArchive& archive, const std::string& path) {
+  if (const std::string folder = io::parent_path(path); !folder.empty()) {
+    try {
+      io::create_directories(folder);
+    } catch (const io::FileError& error) {
+      throw CheckpointError("composer: cannot create the checkpoint folder '" + folder + "': " + error.reason());
+    }
   }
-  const fs::path tmp = path.string() + ".tmp";
+  const std::string tmp = path + ".tmp";
+  auto discard_tmp = [&tmp] {
+    try {
+      io::remove(tmp);
+    } catch (const io::FileError&) {
+    }
+  };
   try {
-    archive.save_to(tmp.string());
+    archive.save_to(tmp);
   } catch (const std::exception& error) {
-    fs::remove(tmp, ec);
-    throw CheckpointError("composer: cannot write checkpoint '" + path.string() + "': " + error.what());
+    discard_tmp();
+    throw CheckpointError("composer: cannot write checkpoint '" + path + "': " + error.what());
   }
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw CheckpointError("composer: cannot move the new checkpoint into place at '" + path.string() +
-                          "': " + ec.message());
+  try {
+    io::rename(tmp, path);
+  } catch (const io::FileError& error) {
+    discard_tmp();
+    throw CheckpointError("composer: cannot move the new checkpoint into place at '" + path + "': " + error.reason());
   }
 }
 
 /// Opens a checkpoint, turning a missing, unreadable, truncated or corrupt file into a `CheckpointError`
 /// naming it, and checking the format version.
-inline torch::serialize::InputArchive read(const std::filesystem::path& path) {
-  namespace fs = std::filesystem;
-  if (!fs::exists(path)) throw CheckpointError("composer: checkpoint '" + path.string() + "' does not exist");
-  if (!fs::is_regular_file(path))
-    throw CheckpointError("composer: checkpoint '" + path.string() + "' is not a regular file");
+inline torch::serialize::InputArchive read(const std::string& path) {
+  io::FileType type;
+  try {
+    type = io::file_type(path);
+  } catch (const io::FileError& error) {
+    throw CheckpointError("composer: checkpoint '" + path + "' cannot be read: " + error.reason());
+  }
+  if (type == io::FileType::not_found) throw CheckpointError("composer: checkpoint '" + path + "' does not exist");
+  if (type != io::FileType::regular)
+    throw CheckpointError("composer: checkpoint '" + path + "' is not a regular file");
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path.string());
+    // Every tensor is read onto the CPU (a checkpoint written on a GPU loads on a machine without one); the
+    // Trainer copies the model's tensors into place and moves the optimizers' state to the training device.
+    archive.load_from(path, c10::Device(c10::kCPU));
   } catch (const std::exception& error) {
     const std::string what = error.what();
-    throw CheckpointError("composer: checkpoint '" + path.string() +
+    throw CheckpointError("composer: checkpoint '" + path +
                           "' is corrupt or truncated and cannot be read (" + what.substr(0, what.find('\n')) + ")");
   }
   at::Tensor version;
   if (!archive.try_read("composer/format", version))
-    throw CheckpointError("composer: '" + path.string() + "' is not a composer-cpp checkpoint (no format entry)");
+    throw CheckpointError("composer: '" + path + "' is not a composer-cpp checkpoint (no format entry)");
   if (version.item<std::int64_t>() != format_version)
-    throw CheckpointError("composer: checkpoint '" + path.string() + "' has format " +
+    throw CheckpointError("composer: checkpoint '" + path + "' has format " +
                           std::to_string(version.item<std::int64_t>()) + ", this library reads format " +
                           std::to_string(format_version));
   return archive;
@@ -238,12 +254,38 @@ inline std::string optimizer_snapshot(const torch::optim::Optimizer& optimizer) 
   return out.str();
 }
 
-/// Restores an optimizer from `optimizer_snapshot`.
+/// Restores an optimizer from `optimizer_snapshot` (its state tensors where they were saved).
 inline void restore_optimizer(torch::optim::Optimizer& optimizer, const std::string& snapshot) {
   torch::serialize::InputArchive archive;
   std::istringstream in(snapshot);
   archive.load_from(in);
   optimizer.load(archive);
+}
+
+/// Moves the per-parameter state of LibTorch's optimizers (SGD's momentum, Adam's and AdamW's moments, Adagrad's
+/// sums, RMSprop's averages) to `device`, as PyTorch's `Optimizer.load_state_dict` casts state to each parameter's
+/// device. Used after a checkpoint was read onto the CPU. State of other optimizer types is left where it is.
+inline void move_optimizer_state(torch::optim::Optimizer& optimizer, const c10::Device& device) {
+  auto moved = [&](const at::Tensor& t) { return t.defined() ? t.to(device) : t; };
+  for (auto& [key, state] : optimizer.state()) {
+    if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(state.get())) {
+      sgd->momentum_buffer(moved(sgd->momentum_buffer()));
+    } else if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(state.get())) {
+      adam->exp_avg(moved(adam->exp_avg()));
+      adam->exp_avg_sq(moved(adam->exp_avg_sq()));
+      adam->max_exp_avg_sq(moved(adam->max_exp_avg_sq()));
+    } else if (auto* adamw = dynamic_cast<torch::optim::AdamWParamState*>(state.get())) {
+      adamw->exp_avg(moved(adamw->exp_avg()));
+      adamw->exp_avg_sq(moved(adamw->exp_avg_sq()));
+      adamw->max_exp_avg_sq(moved(adamw->max_exp_avg_sq()));
+    } else if (auto* adagrad = dynamic_cast<torch::optim::AdagradParamState*>(state.get())) {
+      adagrad->sum(moved(adagrad->sum()));
+    } else if (auto* rmsprop = dynamic_cast<torch::optim::RMSpropParamState*>(state.get())) {
+      rmsprop->square_avg(moved(rmsprop->square_avg()));
+      rmsprop->momentum_buffer(moved(rmsprop->momentum_buffer()));
+      rmsprop->grad_avg(moved(rmsprop->grad_avg()));
+    }
+  }
 }
 
 }  // namespace checkpoint

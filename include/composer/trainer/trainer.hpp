@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <filesystem>
 #include <optional>
 #include <random>
 #include <regex>
@@ -28,6 +27,7 @@
 #include <composer/loggers/progress_bar.hpp>
 #include <composer/metrics/classification.hpp>
 #include <composer/trainer/checkpoint.hpp>
+#include <composer/io/files.hpp>
 #include <composer/trainer/fused_inputs.hpp>
 #include <composer/trainer/precision_context.hpp>
 #include <composer/trainer/trainer_options.hpp>
@@ -151,7 +151,7 @@ class Trainer {
   /// Writes a checkpoint holding the model, optimizers, learning-rate bases, timestamp, random generator
   /// states, loss scale and every policy's own state, atomically. Composer counterpart:
   /// `Trainer.save_checkpoint`.
-  void save_checkpoint(const std::filesystem::path& path) {
+  void save_checkpoint(const std::string& path) {
     torch::serialize::OutputArchive archive;
     archive.write("composer/format", at::tensor(std::vector<std::int64_t>{checkpoint::format_version}));
     checkpoint::save_module(archive, state_.model.module());
@@ -187,8 +187,8 @@ class Trainer {
   /// Everything is checked before the model changes; a checkpoint that does not fit (another model, other
   /// optimizers or policies) or a corrupt file is a `CheckpointError` naming the problem, and leaves the
   /// trainer as it was. Composer counterpart: `Trainer(load_path=...)`.
-  void load_checkpoint(const std::filesystem::path& path) {
-    const std::string where = path.string();
+  void load_checkpoint(const std::string& path) {
+    const std::string& where = path;
     auto archive = checkpoint::read(path);
 
     c10::IValue names;
@@ -241,6 +241,8 @@ class Trainer {
         if (!archive.try_read("optimizers/" + std::to_string(i), sub))
           throw CheckpointError("composer: checkpoint '" + where + "' has no state for optimizer " + std::to_string(i));
         state_.optimizers[i]->load(sub);
+        // The checkpoint was read onto the CPU: the optimizer's state (momenta, moments) joins its parameters.
+        if (!state_.device.is_cpu()) checkpoint::move_optimizer_state(*state_.optimizers[i], state_.device);
       }
       restore_policies(checkpoint::restored_alone{});
       checkpoint::load_module(archive, state_.model.module(), where);
@@ -286,7 +288,7 @@ class Trainer {
   /// keeps the previous batch's inputs).
   std::int64_t fused_buffer_allocations() const noexcept { return fused_inputs_.buffer_allocations(); }
   /// The checkpoints written to `save_folder` so far, oldest first.
-  const std::vector<std::filesystem::path>& saved_checkpoints() const noexcept { return saved_checkpoints_; }
+  const std::vector<std::string>& saved_checkpoints() const noexcept { return saved_checkpoints_; }
 
  private:
   static loggers::MetricsFile metrics_file(const TrainerOptions& options) {
@@ -308,6 +310,15 @@ class Trainer {
                                     interval.to_string());
     if (options.save_interval.value() <= 0 && !options.save_folder.empty())
       throw std::invalid_argument("composer: save_interval must be positive when save_folder is set");
+    if (options.device.is_cuda()) {
+      const std::int64_t gpus = at::globalContext().hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0;
+      if (gpus == 0)
+        throw std::invalid_argument("composer: device " + options.device.str() +
+                                    " needs a LibTorch built with CUDA and a visible GPU; this process sees none");
+      if (options.device.has_index() && options.device.index() >= gpus)
+        throw std::invalid_argument("composer: device " + options.device.str() + " does not exist: this process sees " +
+                                    std::to_string(gpus) + " GPU(s)");
+    }
     if (options.precision != Precision::fp32 && !options.device.is_cuda())
       throw std::invalid_argument("composer: precision " + std::string(to_string(options.precision)) +
                                   " needs a CUDA device");
@@ -625,24 +636,28 @@ class Trainer {
 
   // Saves ep{E}-ba{B}-rank{R}.pt in save_folder, points latest.pt at it, and drops the oldest beyond the limit.
   void save_to_folder() {
-    namespace fs = std::filesystem;
-    const fs::path folder = options_.save_folder;
+    const std::string& folder = options_.save_folder;
     const std::string name = "ep" + std::to_string(state_.timestamp.epoch().count()) + "-ba" +
                              std::to_string(state_.timestamp.batch().count()) + "-rank" + std::to_string(state_.rank) + ".pt";
-    const fs::path path = folder / name;
+    const std::string path = io::join(folder, name);
     save_checkpoint(path);
     last_save_batch_ = state_.timestamp.batch().count();
     saved_checkpoints_.erase(std::remove(saved_checkpoints_.begin(), saved_checkpoints_.end(), path), saved_checkpoints_.end());
     saved_checkpoints_.push_back(path);
-    std::error_code ec;
-    const fs::path link = folder / ("latest-rank" + std::to_string(state_.rank) + ".pt");
-    const fs::path tmp_link = link.string() + ".tmp";
-    fs::remove(tmp_link, ec);
-    fs::create_symlink(name, tmp_link, ec);
-    if (!ec) fs::rename(tmp_link, link, ec);
+    const std::string link = io::join(folder, "latest-rank" + std::to_string(state_.rank) + ".pt");
+    const std::string tmp_link = link + ".tmp";
+    try {  // the link is a convenience: a file system without links still gets its checkpoints
+      io::remove(tmp_link);
+      io::create_symlink(name, tmp_link);
+      io::rename(tmp_link, link);
+    } catch (const io::FileError&) {
+    }
     const int keep = options_.save_num_checkpoints_to_keep;
     while (keep >= 0 && saved_checkpoints_.size() > static_cast<std::size_t>(keep)) {
-      fs::remove(saved_checkpoints_.front(), ec);
+      try {
+        io::remove(saved_checkpoints_.front());
+      } catch (const io::FileError&) {
+      }
       saved_checkpoints_.erase(saved_checkpoints_.begin());
     }
   }
@@ -657,7 +672,7 @@ class Trainer {
   bool finite_gradients_ = true;
   std::int64_t last_eval_batch_ = -1;
   std::int64_t last_save_batch_ = -1;
-  std::vector<std::filesystem::path> saved_checkpoints_;
+  std::vector<std::string> saved_checkpoints_;
 };
 
 }  // namespace composer
