@@ -15,6 +15,7 @@
 #include <composer/algorithms/squeeze_excite.hpp>
 #include <composer/algorithms/stochastic_depth.hpp>
 #include <composer/composer.hpp>
+#include <composer/io/files.hpp>
 #include <composer/models/simple_cnn.hpp>
 
 #include <CLI/CLI.hpp>
@@ -25,7 +26,6 @@
 #include <type_traits>
 #include <vector>
 #include <cstdio>
-#include <filesystem>
 #include <map>
 #include <string>
 
@@ -48,6 +48,8 @@ struct Config {
   std::int64_t microbatch = 0;
   std::string resume;
   bool progress = true;
+  std::string device = "cpu";
+  std::string precision = "fp32";
 };
 
 // A callback of the example's own: the test accuracy after each evaluation, with the training time spent so far
@@ -104,14 +106,13 @@ std::int64_t parameter_count(const torch::nn::Module& root) {
 // Trains `Model` with the methods `Policies...` and returns the final test accuracy.
 template <class Model = composer::models::SimpleCNN, class... Policies>
 double train(const Config& config, Data data, Policies... policies) {
-  namespace fs = std::filesystem;
   torch::manual_seed(config.seed);
   Model model = make_model<Model>();
   auto optimizer = std::make_shared<torch::optim::SGD>(
       model->parameters(),
       torch::optim::SGDOptions(config.lr).momentum(config.momentum).nesterov(true).weight_decay(config.weight_decay));
 
-  const fs::path out = config.output_dir;
+  const std::string& out = config.output_dir;
   composer::TrainerOptions options{
       .train_dataloader = std::move(data.train),
       .eval_dataloader = std::move(data.test),
@@ -122,14 +123,16 @@ double train(const Config& config, Data data, Policies... policies) {
       .device_train_microbatch_size =
           config.microbatch > 0 ? std::optional<std::int64_t>(config.microbatch) : std::nullopt,
       .eval_interval = composer::Time(config.eval_interval),
-      .save_folder = (out / "checkpoints").string(),
+      .save_folder = composer::io::join(out, "checkpoints"),
       .save_interval = composer::Time(config.save_interval),
       .save_num_checkpoints_to_keep = config.keep_checkpoints,
       .load_path = config.resume,
       .seed = config.seed,
+      .device = c10::Device(config.device),
+      .precision = composer::parse_precision(config.precision),
       .run_name = "fashion_mnist-" + config.preset,
       .progress_bar = config.progress,
-      .metrics_file = (out / "metrics.csv").string(),
+      .metrics_file = composer::io::join(out, "metrics.csv"),
   };
   composer::Trainer<Policies..., AccuracyTimeline> trainer(model, std::move(options), std::move(policies)...,
                                                           AccuracyTimeline{});
@@ -174,15 +177,22 @@ int main(int argc, char** argv) {
   app.add_option("--microbatch", config.microbatch, "samples per microbatch (0: whole batch)")->capture_default_str();
   app.add_option("--resume", config.resume, "checkpoint to resume from, e.g. runs/fashion_mnist/checkpoints/latest-rank0.pt");
   app.add_flag("!--no-progress", config.progress, "plain output without a progress bar");
+  app.add_option("--device", config.device, "where to train: cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--precision", config.precision, "fp32, or on CUDA amp_bf16 or amp_fp16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "amp_bf16", "amp_fp16"}));
   CLI11_PARSE(app, argc, argv);
   // the ResNet needs a longer budget than the small CNN to pass 0.92 (BENCHMARKS.md)
   if (config.preset.starts_with("resnet") && app.count("--duration") == 0) config.duration = "6ep";
 
   try {
     at::set_num_threads(config.threads);
-    std::printf("fashion_mnist: preset %s, %s, batch %lld, lr %g, seed %llu, %d threads, data %s\n",
+    const c10::Device device(config.device);  // "gpu" and other unknown names are refused here, by name
+    std::printf("fashion_mnist: preset %s, %s, batch %lld, lr %g, seed %llu, %d threads, device %s, precision %s, "
+                "data %s\n",
                 config.preset.c_str(), config.duration.c_str(), static_cast<long long>(config.batch_size), config.lr,
-                static_cast<unsigned long long>(config.seed), at::get_num_threads(), config.data_dir.c_str());
+                static_cast<unsigned long long>(config.seed), at::get_num_threads(), device.str().c_str(),
+                config.precision.c_str(), config.data_dir.c_str());
     Data data = load_data(config);
     const auto started = std::chrono::steady_clock::now();
     double accuracy = 0.0;
