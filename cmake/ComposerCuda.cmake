@@ -1,6 +1,9 @@
-# The CUDA build of the kernels' tests and benchmark: COMPOSER_BUILD_CUDA (off by default). Needs nvcc and a
-# LibTorch 2.x built with CUDA, such as PyTorch's own (see scripts/gpu_check.sh).
-option(COMPOSER_BUILD_CUDA "Build the CUDA kernels' tests and benchmark (needs nvcc and a LibTorch 2.x with CUDA)" OFF)
+# The CUDA build: COMPOSER_BUILD_CUDA (off by default) adds the tests that need a CUDA device (the fused kernel's
+# `cuda_tests`, the Trainer's `cuda_trainer_tests`, the main job's presets on CUDA) and the kernel's benchmark.
+# Needs nvcc and a LibTorch 2.x built with CUDA, such as PyTorch's own (scripts/gpu_check.sh configures, builds
+# and runs all of it).
+option(COMPOSER_BUILD_CUDA
+       "Build the tests and benchmark that need a CUDA device (needs nvcc and a LibTorch 2.x with CUDA)" OFF)
 if(COMPOSER_BUILD_CUDA)
   if(NOT TARGET torch_cuda OR NOT TARGET c10_cuda OR Torch_VERSION VERSION_LESS 2)
     message(FATAL_ERROR
