@@ -39,80 +39,21 @@ using composer_test::fused::expected_images;
 using composer_test::fused::expected_targets;
 using composer_test::fused::rtol_for;
 using composer_test::fused::Setup;
+using composer_test::fused::border_boxes;
+using composer_test::fused::kAllLayouts;
+using composer_test::fused::Layout;
+using composer_test::fused::layout_name;
+using composer_test::fused::Shape;
 
 namespace {
 
-struct Shape {
-  int64_t n, c, h, w;
-};
-
-// The GPU suite's input layouts.
-enum class Layout { nchw, channels_last, transposed, sliced, misaligned };
-const std::vector<Layout> kAllLayouts = {Layout::nchw, Layout::channels_last, Layout::transposed, Layout::sliced,
-                                         Layout::misaligned};
-
-std::string layout_name(Layout l) {
-  switch (l) {
-    case Layout::nchw: return "nchw";
-    case Layout::channels_last: return "channels_last";
-    case Layout::transposed: return "transposed";
-    case Layout::sliced: return "sliced";
-    case Layout::misaligned: return "misaligned";
-  }
-  return "?";
-}
-
-// The GPU suite's random_input, on the CPU: the same draws (uint8 in [0, 255], others ~ 2·N(0, 1) + 0.5).
+// The shared cases (fused_reference.hpp), with their tensors on the CPU.
 at::Tensor random_input(const Shape& s, at::ScalarType dtype, Layout layout) {
-  auto make = [&](std::vector<int64_t> sizes) {
-    if (dtype == at::kByte) return at::randint(0, 256, sizes, at::TensorOptions().dtype(at::kByte));
-    return (at::randn(sizes) * 2.0 + 0.5).to(dtype);
-  };
-  switch (layout) {
-    case Layout::nchw: return make({s.n, s.c, s.h, s.w});
-    case Layout::channels_last: return make({s.n, s.c, s.h, s.w}).contiguous(at::MemoryFormat::ChannelsLast);
-    case Layout::transposed: return make({s.n, s.c, s.w, s.h}).transpose(2, 3);
-    case Layout::sliced: return make({s.n, s.c, s.h, 2 * s.w}).slice(3, 0, 2 * s.w, 2);
-    case Layout::misaligned: {
-      const int64_t numel = s.n * s.c * s.h * s.w;
-      return make({numel + 1}).narrow(0, 1, numel).view({s.n, s.c, s.h, s.w});
-    }
-  }
-  return {};
+  return composer_test::fused::random_input(s, dtype, layout, at::Device(at::kCPU));
 }
-
-std::vector<double> random_values(int64_t c, double lo, double hi) {
-  const at::Tensor t = at::rand({c}, at::TensorOptions().dtype(at::kDouble)) * (hi - lo) + lo;
-  return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + c);
-}
-
-at::Tensor random_perm(int64_t n) { return at::randperm(n, at::TensorOptions().dtype(at::kLong)); }
-
-// The GPU suite's random_setup, on the CPU (the same draws in the same order).
+at::Tensor random_perm(int64_t n) { return composer_test::fused::random_perm(n, at::Device(at::kCPU)); }
 Setup random_setup(const Shape& s, bool mix, bool cutmix, bool cutout, bool norm) {
-  Setup setup;
-  if (mix) {
-    setup.mixing = at::rand({1}, at::TensorOptions().dtype(at::kDouble)).item<double>() * 0.5;
-    setup.mix_perm = random_perm(s.n);
-  }
-  if (cutmix) {
-    const double lambda = at::rand({1}, at::TensorOptions().dtype(at::kDouble)).item<double>();
-    setup.box = cf::cutmix_rand_bbox(s.h, s.w, lambda);
-    setup.cut_perm = random_perm(s.n);
-  }
-  if (cutout) {
-    std::vector<cf::CutoutHole> holes = cf::sample_cutout_holes(s.h, s.w, 2, std::max<int64_t>(2, s.h / 2));
-    holes.push_back({0, 0, std::min<int64_t>(2, s.h), std::min<int64_t>(3, s.w)});              // top-left corner
-    holes.push_back({std::max<int64_t>(0, s.h - 2), std::max<int64_t>(0, s.w - 3), s.h, s.w});  // bottom-right
-    holes.push_back({s.h / 2, 0, s.h / 2 + 1, s.w});                                             // a full row
-    holes.push_back({1 % (s.h + 1), 1 % (s.w + 1), 1 % (s.h + 1), 1 % (s.w + 1)});              // empty
-    setup.holes = holes;
-  }
-  if (norm) {
-    setup.mean = random_values(s.c, -0.5, 0.8);
-    setup.stddev = random_values(s.c, 0.2, 1.5);
-  }
-  return setup;
+  return composer_test::fused::random_setup(s, mix, cutmix, cutout, norm, at::Device(at::kCPU));
 }
 
 // Indices as the transform hands them to the kernel: contiguous int64 (converted when needed), or none.
@@ -290,17 +231,7 @@ TEST_CASE("cuda fused (host): each stage alone and in pairs") {
 TEST_CASE("cuda fused (host): CutMix boxes on the borders, the whole image and empty boxes") {
   at::manual_seed(4);
   for (const Shape& s : {Shape{4, 3, 7, 10}, Shape{3, 2, 16, 16}, Shape{1, 3, 5, 5}}) {
-    const std::vector<cf::BBox> boxes = {
-        {0, 0, s.h, s.w},              // the whole image
-        {0, 0, 1, 1},                  // the top-left pixel
-        {s.h - 1, s.w - 1, s.h, s.w},  // the bottom-right pixel
-        {0, 2, s.h, 3},                // one full column
-        {s.h - 2, 0, s.h, s.w},        // the last two rows
-        {0, 0, 0, 0},                  // empty
-        {2, 1, 2, 4},                  // empty (no rows)
-        {1, 3, 4, 3},                  // empty (no columns)
-    };
-    for (const cf::BBox& box : boxes) {
+    for (const cf::BBox& box : border_boxes(s)) {
       for (Layout layout : {Layout::nchw, Layout::channels_last, Layout::sliced}) {
         CAPTURE(s.n);
         CAPTURE(s.h);
