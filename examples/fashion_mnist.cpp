@@ -10,6 +10,7 @@
 #include <composer/algorithms/cutout.hpp>
 #include <composer/algorithms/label_smoothing.hpp>
 #include <composer/algorithms/mixup.hpp>
+#include <composer/algorithms/normalize_inputs.hpp>
 #include <composer/algorithms/progressive_resizing.hpp>
 #include <composer/algorithms/selective_backprop.hpp>
 #include <composer/algorithms/squeeze_excite.hpp>
@@ -50,6 +51,8 @@ struct Config {
   bool progress = true;
   std::string device = "cpu";
   std::string precision = "fp32";
+  std::string inputs = "float32";
+  bool fuse = true;
 };
 
 // A callback of the example's own: the test accuracy after each evaluation, with the training time spent so far
@@ -68,17 +71,24 @@ struct Data {
   composer::data::TensorLoader test;
 };
 
+// The loaders: float32 batches normalised on the host, or with `--inputs uint8` the training images as raw bytes
+// (NormalizeInputs then normalises them on the training device, in the fused pass where the preset fuses).
 Data load_data(const Config& config) {
   namespace data = composer::data;
   const data::FashionMNIST train(data::Split::TRAIN, config.data_dir);
   const data::FashionMNIST test(data::Split::TEST, config.data_dir);
   auto normalise = [](const at::Tensor& images) { return data::normalize_fashion_mnist(images); };
-  return Data{data::TensorLoader(train.images(), train.labels(),
-                                 data::TensorLoaderOptions{config.batch_size, /*shuffle=*/true, /*drop_last=*/false,
-                                                           config.seed},
-                                 normalise),
+  const data::TensorLoaderOptions train_options{config.batch_size, /*shuffle=*/true, /*drop_last=*/false, config.seed};
+  return Data{config.inputs == "uint8" ? data::TensorLoader(train.images(), train.labels(), train_options)
+                                       : data::TensorLoader(train.images(), train.labels(), train_options, normalise),
               data::TensorLoader(test.images(), test.labels(),
                                  data::TensorLoaderOptions{1000, /*shuffle=*/false, /*drop_last=*/false, 0}, normalise)};
+}
+
+// NormalizeInputs with Fashion-MNIST's mean and standard deviation, for `--inputs uint8`.
+composer::algorithms::NormalizeInputs fashion_mnist_normalizer() {
+  return composer::algorithms::NormalizeInputs(
+      {.mean = {composer::data::fashion_mnist_mean}, .std = {composer::data::fashion_mnist_std}});
 }
 
 // The network of a preset: the small CNN, or for the `resnet` presets a ResNet-8 for 1x28x28 images: a 3x3 stem
@@ -131,12 +141,17 @@ double train(const Config& config, Data data, Policies... policies) {
       .device = c10::Device(config.device),
       .precision = composer::parse_precision(config.precision),
       .run_name = "fashion_mnist-" + config.preset,
+      .fuse_batch_transforms = config.fuse,
       .progress_bar = config.progress,
       .metrics_file = composer::io::join(out, "metrics.csv"),
   };
   composer::Trainer<Policies..., AccuracyTimeline> trainer(model, std::move(options), std::move(policies)...,
                                                           AccuracyTimeline{});
   trainer.fit();
+  if constexpr (decltype(trainer)::fuses_batch_transforms)
+    std::printf("fashion_mnist: %lld training microbatches through the fused pass (%s fused pass compiled in)\n",
+                static_cast<long long>(trainer.fused_microbatches()),
+                decltype(trainer)::cuda_fusion ? "CPU and CUDA" : "CPU only");
   if constexpr (std::is_same_v<Model, composer::models::ResNet>) {
     // what the model-surgery methods changed at INIT
     namespace cm = composer::modules;
@@ -181,7 +196,18 @@ int main(int argc, char** argv) {
   app.add_option("--precision", config.precision, "fp32, or on CUDA amp_bf16 or amp_fp16")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "amp_bf16", "amp_fp16"}));
+  app.add_option("--inputs", config.inputs,
+                 "training batches as float32 normalised on the host, or uint8 bytes normalised on the device by "
+                 "NormalizeInputs (baseline and regularized presets)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"float32", "uint8"}));
+  app.add_flag("!--no-fuse", config.fuse, "run the methods' input stages eagerly instead of in one fused pass");
   CLI11_PARSE(app, argc, argv);
+  if (config.inputs == "uint8" && config.preset != "baseline" && config.preset != "regularized") {
+    std::fprintf(stderr, "fashion_mnist: --inputs uint8 serves the baseline and regularized presets, not %s\n",
+                 config.preset.c_str());
+    return 2;
+  }
   // the ResNet needs a longer budget than the small CNN to pass 0.92 (BENCHMARKS.md)
   if (config.preset.starts_with("resnet") && app.count("--duration") == 0) config.duration = "6ep";
 
@@ -197,8 +223,9 @@ int main(int argc, char** argv) {
     const auto started = std::chrono::steady_clock::now();
     double accuracy = 0.0;
     namespace alg = composer::algorithms;
+    const bool bytes = config.inputs == "uint8";
     if (config.preset == "baseline") {
-      accuracy = train(config, std::move(data));
+      accuracy = bytes ? train(config, std::move(data), fashion_mnist_normalizer()) : train(config, std::move(data));
     } else if (config.preset == "label_smoothing") {
       accuracy = train(config, std::move(data), alg::LabelSmoothing(0.1));
     } else if (config.preset == "fast") {
@@ -206,7 +233,11 @@ int main(int argc, char** argv) {
       accuracy = train(config, std::move(data), alg::SelectiveBackprop(), alg::ProgressiveResizing(),
                        alg::LabelSmoothing(0.1));
     } else if (config.preset == "regularized") {
-      accuracy = train(config, std::move(data), alg::CutOut(), alg::MixUp(0.2), alg::LabelSmoothing(0.1));
+      // with uint8 inputs NormalizeInputs is listed first, so that (AFTER_* events run in reverse) CutOut cuts
+      // before it normalises, the order of the fused pass
+      accuracy = bytes ? train(config, std::move(data), fashion_mnist_normalizer(), alg::CutOut(), alg::MixUp(0.2),
+                               alg::LabelSmoothing(0.1))
+                       : train(config, std::move(data), alg::CutOut(), alg::MixUp(0.2), alg::LabelSmoothing(0.1));
     } else if (config.preset == "resnet") {
       // surgery at INIT: anti-aliased downsampling (the four strided convolutions and the stem's max pool),
       // channels-last weights, squeeze-excite gates on the convolutions of 64 channels and more, stochastic

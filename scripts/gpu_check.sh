@@ -8,8 +8,9 @@
 #   tests      every suite through ctest: the CPU suites against this LibTorch, cuda_tests (the fused kernel against
 #              eager ATen), cuda_trainer_tests (the Trainer and every method on CUDA, checkpoints between CUDA and the
 #              CPU) and each preset of the main job for a few batches on CUDA
-#   main job   examples/fashion_mnist --device cuda --precision amp_bf16 --preset regularized for 3 epochs on the
-#              real data (alongside the tests)
+#   main job   examples/fashion_mnist_cuda (the example compiled by nvcc) --device cuda --precision amp_bf16
+#              --preset regularized for 3 epochs on the real data, four times: the fused pass on and off (--no-fuse),
+#              uint8 and float32 training batches (--inputs); alongside the tests
 #   benchmark  bench_fused_transforms_cuda, 3 repetitions, aggregates only
 # and writes into "$OUT" (or build-gpu/check/) at most eight files:
 #   summary.md                         environment, pass/fail and seconds per step, test counts, the accuracy, the
@@ -270,7 +271,9 @@ fi
 
 # ---- tests, with the main job alongside -------------------------------------------------------------------------
 main_pid=""
-main_exe=$build_dir/examples/fashion_mnist
+# the example compiled by nvcc (its Trainer has the fused CUDA pass); the host-compiled one otherwise
+main_exe=$build_dir/examples/fashion_mnist_cuda
+[[ -x $main_exe ]] || main_exe=$build_dir/examples/fashion_mnist
 if wants main; then
   if [[ ! -x $main_exe ]]; then
     record "main job" "FAILED (not built)" 0 "$main_exe is missing"
@@ -280,12 +283,27 @@ if wants main; then
     main_limit=$(limit 300 50)
     main_t0=$(date +%s)
     rm -rf "$build_dir/check_fashion_mnist" "$build_dir/check_fashion_mnist.seconds"
-    say "main job: regularized preset, amp_bf16, $main_duration on CUDA (limit $main_limit s, alongside the tests)"
-    (timed "$main_limit" "$out_dir/fashion_mnist.txt" "$main_exe" --device cuda --precision amp_bf16 --preset regularized \
-      --duration "$main_duration" --no-progress --threads 4 --data-dir "$data_dir" \
-      --output-dir "$build_dir/check_fashion_mnist"
-    echo "$took" >"$build_dir/check_fashion_mnist.seconds"
-    exit "$rc") &
+    say "main job: regularized preset, amp_bf16, $main_duration on CUDA, fused and eager, uint8 and float32 inputs (limit $main_limit s, alongside the tests)"
+    # four runs one after the other: the fused pass on and off, uint8 batches (normalised on the GPU) and float32
+    # batches (normalised on the host); their logs one after the other in fashion_mnist.txt
+    (
+      main_cmd=(bash -c '
+        exe=$1; shift
+        status=0
+        for inputs in uint8 float32; do
+          for fuse in "" --no-fuse; do
+            echo "=== fashion_mnist --inputs $inputs ${fuse:---fuse}"
+            SECONDS=0
+            "$exe" "$@" --inputs "$inputs" $fuse --output-dir "$OUT_BASE-$inputs${fuse}" || status=1
+            echo "=== wall seconds $SECONDS"
+          done
+        done
+        exit $status' _ "$main_exe" --device cuda --precision amp_bf16 --preset regularized \
+        --duration "$main_duration" --no-progress --threads 4 --data-dir "$data_dir")
+      OUT_BASE="$build_dir/check_fashion_mnist" timed "$main_limit" "$out_dir/fashion_mnist.txt" "${main_cmd[@]}"
+      echo "$took" >"$build_dir/check_fashion_mnist.seconds"
+      exit "$rc"
+    ) &
     main_pid=$!
   fi
 fi
@@ -309,7 +327,7 @@ if [[ -n $main_pid ]]; then
   wait "$main_pid"
   main_rc=$?
   main_took=$(cat "$build_dir/check_fashion_mnist.seconds" 2>/dev/null || echo $(($(date +%s) - main_t0)))
-  note=$(grep -m 1 "test accuracy" "$out_dir/fashion_mnist.txt" | sed 's/^fashion_mnist: //')
+  note=$(grep "test accuracy" "$out_dir/fashion_mnist.txt" | sed 's/^fashion_mnist: //' | tr '\n' ';')
   [[ $main_rc -eq 0 ]] || note="$note$(tail -n 3 "$out_dir/fashion_mnist.txt" | tr '\n' ' ' | cut -c1-240)"
   record "main job" "$(result_of "$main_rc" "$main_limit")" "$main_took" "$note"
 fi
@@ -396,10 +414,10 @@ EOF
   fi
   if [[ -f $out_dir/fashion_mnist.txt ]]; then
     echo
-    echo "## Main job: regularized preset, amp_bf16, $main_duration on CUDA"
+    echo "## Main job: regularized preset, amp_bf16, $main_duration on CUDA, fused / eager x uint8 / float32 inputs"
     echo
     echo '```'
-    grep -E "^fashion_mnist: (preset|time-to-accuracy|test accuracy)|rror" "$out_dir/fashion_mnist.txt" | cut -c1-400 || tail -n 5 "$out_dir/fashion_mnist.txt"
+    grep -E "^===|^fashion_mnist: (preset|time-to-accuracy|test accuracy|[0-9]+ training microbatches)|rror" "$out_dir/fashion_mnist.txt" | cut -c1-400 || tail -n 5 "$out_dir/fashion_mnist.txt"
     echo '```'
   fi
   if [[ -s $out_dir/bench_fused_transforms_cuda.json ]]; then

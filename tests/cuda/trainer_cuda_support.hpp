@@ -341,4 +341,66 @@ inline bool all_close(const std::vector<at::Tensor>& a, const std::vector<at::Te
   return true;
 }
 
+/// The batch the model sees: the inputs after the forward pass's methods, the targets at the loss (on the CPU).
+struct BatchTap {
+  static constexpr composer::Role role = composer::Role::callback;
+  static constexpr composer::EventSet events{Event::AFTER_FORWARD, Event::AFTER_LOSS};
+  std::vector<at::Tensor> inputs, targets;
+  std::vector<c10::Device> devices;
+  void apply(Event e, composer::State& state) {
+    if (e == Event::AFTER_FORWARD) {
+      devices.push_back(state.batch.inputs.device());
+      inputs.push_back(state.batch.inputs.to(at::kCPU).to(at::kFloat));
+    } else {
+      targets.push_back(state.batch.targets.to(at::kCPU).to(at::kFloat));
+    }
+  }
+};
+
+/// What a run with a BatchTap saw, how many microbatches took the fused pass, and the trained parameters.
+struct TapRun {
+  BatchTap tap;
+  std::int64_t fused = 0;
+  std::vector<at::Tensor> weights;
+};
+
+/// Trains the CNN 2 epochs of 3 batches of 8 (16x16 images with 3 channels, `dtype`, shuffled) on cuda:0 with
+/// `algs`, the fused pass allowed or not, in microbatches of `microbatch` samples (0: whole batches).
+template <class... Algs>
+TapRun tap_run(bool fuse, DataOn data, at::ScalarType dtype, std::int64_t microbatch, Algs... algs) {
+  auto net = make_cnn(3);
+  auto options = run_options(*net, image_loader(data, 24, 8, 3, 16, dtype, /*shuffle=*/true, 5), "2ep");
+  options.fuse_batch_transforms = fuse;
+  if (microbatch > 0) options.device_train_microbatch_size = microbatch;
+  composer::Trainer<Algs..., BatchTap> trainer(net, std::move(options), algs..., BatchTap{});
+  trainer.fit();
+  return TapRun{trainer.template get<BatchTap>(), trainer.fused_microbatches(), cpu_parameters(*net)};
+}
+
+/// Trains with the fused pass off and on (whole batches, data on the CPU and, on a GPU, on the GPU) and checks
+/// that the CUDA model saw the same batches, that `expected_fused` of the 6 batches took the fused pass, and that
+/// the weights agree.
+template <class... Algs>
+void check_fused_matches_eager(std::int64_t expected_fused, at::ScalarType dtype, Algs... algs) {
+  for (DataOn data : {DataOn::cpu, DataOn::gpu}) {
+    if (kOnCpu && data == DataOn::gpu) continue;
+    INFO(data_name(data));
+    const TapRun eager = tap_run(false, data, dtype, 0, algs...);
+    const TapRun fused = tap_run(true, data, dtype, 0, algs...);
+    CHECK(eager.fused == 0);
+    CHECK(fused.fused == expected_fused);
+    REQUIRE(eager.tap.inputs.size() == 6);
+    REQUIRE(fused.tap.inputs.size() == 6);
+    for (std::size_t b = 0; b < 6; ++b) {
+      INFO("batch " << b);
+      CHECK(eager.tap.devices[b] == cuda0());
+      CHECK(fused.tap.devices[b] == cuda0());
+      REQUIRE(eager.tap.inputs[b].sizes() == fused.tap.inputs[b].sizes());
+      CHECK(torch::allclose(eager.tap.inputs[b], fused.tap.inputs[b], 2e-5, 2e-5));
+      CHECK(torch::allclose(eager.tap.targets[b], fused.tap.targets[b], 1e-6, 1e-6));
+    }
+    CHECK(all_close(eager.weights, fused.weights, 1e-3));
+  }
+}
+
 }  // namespace cuda_trainer_test

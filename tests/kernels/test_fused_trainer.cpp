@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 using composer::Event;
@@ -57,7 +58,7 @@ TORCH_MODULE(Net);
 composer::data::TensorLoader image_loader(at::ScalarType dtype, bool channels_last, std::int64_t n = 24,
                                           std::int64_t h = 9, std::int64_t w = 11) {
   torch::manual_seed(99);
-  at::Tensor x = dtype == at::kByte ? torch::randint(0, 256, {n, 3, h, w}).to(at::kByte) : torch::rand({n, 3, h, w});
+  at::Tensor x = dtype == at::kByte ? torch::randint(0, 256, {n, 3, h, w}).to(at::kByte) : torch::rand({n, 3, h, w}).to(dtype);
   if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
   auto y = torch::randint(0, 5, {n});
   return composer::data::TensorLoader(x, y, composer::data::TensorLoaderOptions{8, true, false, 3});
@@ -75,14 +76,19 @@ struct Run {
   at::Tensor weight;
 };
 
+// Trains 2 epochs of 3 batches of 8, in microbatches of `microbatch` samples (0: whole batches).
 template <class... Algs>
-Run<Algs...> train(bool fuse, composer::data::TensorLoader loader, Algs... algs) {
+Run<Algs...> train_in_microbatches(bool fuse, std::int64_t microbatch, composer::data::TensorLoader loader,
+                                   Algs... algs) {
   torch::manual_seed(5);
   Net net;
   auto opt = std::make_shared<torch::optim::SGD>(net->parameters(), torch::optim::SGDOptions(0.05));
   composer::Trainer<Algs..., BatchTap> trainer(net, {.train_dataloader = std::move(loader),
                                                      .max_duration = Time("2ep"),
                                                      .optimizers = {opt},
+                                                     .device_train_microbatch_size =
+                                                         microbatch > 0 ? std::optional<std::int64_t>(microbatch)
+                                                                        : std::nullopt,
                                                      .seed = 11,
                                                      .fuse_batch_transforms = fuse,
                                                      .progress_bar = false},
@@ -90,19 +96,25 @@ Run<Algs...> train(bool fuse, composer::data::TensorLoader loader, Algs... algs)
   trainer.fit();
   Run<Algs...> run;
   run.tap = trainer.template get<BatchTap>();
-  run.fused = trainer.fused_batches();
+  run.fused = trainer.fused_microbatches();
   run.allocations = trainer.fused_buffer_allocations();
   run.weight = net->fc->weight.detach().clone();
   return run;
 }
 
 template <class... Algs>
-void check_same_batches(const Run<Algs...>& eager, const Run<Algs...>& fused, double tol = 1e-5) {
-  REQUIRE(eager.tap.inputs.size() == 6);
-  REQUIRE(fused.tap.inputs.size() == 6);
+Run<Algs...> train(bool fuse, composer::data::TensorLoader loader, Algs... algs) {
+  return train_in_microbatches(fuse, 0, std::move(loader), std::move(algs)...);
+}
+
+template <class... Algs>
+void check_same_batches(const Run<Algs...>& eager, const Run<Algs...>& fused, double tol = 1e-5,
+                        std::size_t microbatches = 6) {
+  REQUIRE(eager.tap.inputs.size() == microbatches);
+  REQUIRE(fused.tap.inputs.size() == microbatches);
   CHECK(eager.fused == 0);
-  CHECK(fused.fused == 6);
-  for (std::size_t b = 0; b < 6; ++b) {
+  CHECK(fused.fused == static_cast<std::int64_t>(microbatches));
+  for (std::size_t b = 0; b < microbatches; ++b) {
     INFO("batch " << b);
     CHECK(eager.tap.inputs[b].sizes() == fused.tap.inputs[b].sizes());
     CHECK(torch::allclose(eager.tap.inputs[b], fused.tap.inputs[b], tol, tol));
@@ -138,6 +150,36 @@ static_assert(!composer::Trainer<alg::CutOut, alg::NormalizeInputs>::fuses_batch
 // The same stage twice (two CutOut policies): each would need its own holes.
 static_assert(!composer::Trainer<alg::CutOut, alg::CutOut>::fuses_batch_transforms);
 
+// Which stages fuse, in the kernel's order, and which positions the fused pass takes at each event.
+namespace st = composer::kernels::stage;
+template <class... Algs>
+using plan_of = typename composer::Trainer<Algs...>::fusion_plan;
+static_assert(std::is_same_v<plan_of<alg::CutOut, alg::MixUp, alg::LabelSmoothing>::stages, std::tuple<st::MixUp, st::CutOut>>);
+static_assert(std::is_same_v<plan_of<alg::CutOut, alg::MixUp, alg::LabelSmoothing>::batch_positions, std::index_sequence<0>>);
+static_assert(std::is_same_v<plan_of<alg::CutOut, alg::MixUp, alg::LabelSmoothing>::microbatch_positions, std::index_sequence<1>>);
+static_assert(std::is_same_v<plan_of<alg::LabelSmoothing, alg::NormalizeInputs, alg::CutOut, alg::CutMix, alg::MixUp>::stages,
+                             std::tuple<st::CutMix, st::CutOut, st::Normalize>> == false);  // CutMix before MixUp: off
+static_assert(std::is_same_v<plan_of<alg::NormalizeInputs, alg::CutOut, alg::MixUp, alg::CutMix>::stages,
+                             std::tuple<st::MixUp, st::CutMix, st::CutOut, st::Normalize>>);
+// AFTER_DATALOADER runs in reverse: CutOut (position 1) is drawn before NormalizeInputs (position 0).
+static_assert(std::is_same_v<plan_of<alg::NormalizeInputs, alg::CutOut, alg::MixUp, alg::CutMix>::batch_positions,
+                             std::index_sequence<1, 0>>);
+static_assert(std::is_same_v<plan_of<alg::NormalizeInputs, alg::CutOut, alg::MixUp, alg::CutMix>::microbatch_positions,
+                             std::index_sequence<2, 3>>);
+static_assert(plan_of<alg::NormalizeInputs, alg::MixUp>::normalizes);
+static_assert(!plan_of<alg::CutMix>::normalizes);
+static_assert(std::is_same_v<plan_of<alg::CutMix>::stages, std::tuple<st::CutMix>>);
+// Off: no stages, nothing skipped.
+static_assert(std::is_same_v<plan_of<alg::CutMix, alg::MixUp>::stages, std::tuple<>>);
+static_assert(std::is_same_v<plan_of<alg::CutMix, alg::MixUp>::microbatch_positions, std::index_sequence<>>);
+static_assert(std::is_same_v<plan_of<alg::MixUp, Opaque>::stages, std::tuple<>>);
+// The policies themselves know nothing of fusion: a stage, its event and a draw.
+static_assert(composer::StagedInputTransform<alg::MixUp> && composer::StagedInputTransform<alg::CutMix> &&
+              composer::StagedInputTransform<alg::CutOut> && composer::StagedInputTransform<alg::NormalizeInputs>);
+static_assert(!composer::StagedInputTransform<alg::LabelSmoothing>);
+// Without nvcc, CUDA microbatches stay on the eager path.
+static_assert(!composer::Trainer<alg::MixUp>::cuda_fusion);
+
 TEST_CASE("Trainer<CutOut, MixUp>: the fused pass feeds the model the eager batches (float NCHW)") {
   auto eager = train(false, image_loader(at::kFloat, false), alg::CutOut(1, 0.5), alg::MixUp(0.4));
   auto fused = train(true, image_loader(at::kFloat, false), alg::CutOut(1, 0.5), alg::MixUp(0.4));
@@ -159,6 +201,46 @@ TEST_CASE("Trainer<MixUp, CutMix, LabelSmoothing>: a pasted pixel is the partner
   auto fused = train(true, image_loader(at::kFloat, false), alg::MixUp(0.5), alg::CutMix(1.0),
                      alg::LabelSmoothing(0.1));
   check_same_batches(eager, fused);
+}
+
+TEST_CASE("every stage alone and all four together: fused = eager") {
+  const alg::NormalizeInputsOptions norm{.mean = {0.45, 0.5, 0.55}, .std = {0.3, 0.2, 0.25}};
+  SUBCASE("MixUp") {
+    check_same_batches(train(false, image_loader(at::kFloat, false), alg::MixUp(1.0)),
+                       train(true, image_loader(at::kFloat, false), alg::MixUp(1.0)));
+  }
+  SUBCASE("CutMix, with the targets mixed by area") {
+    check_same_batches(train(false, image_loader(at::kFloat, true), alg::CutMix(1.0)),
+                       train(true, image_loader(at::kFloat, true), alg::CutMix(1.0)));
+  }
+  SUBCASE("CutOut, two holes, uniform sampling") {
+    check_same_batches(train(false, image_loader(at::kFloat, false), alg::CutOut(2, 0.4, true)),
+                       train(true, image_loader(at::kFloat, false), alg::CutOut(2, 0.4, true)));
+  }
+  SUBCASE("NormalizeInputs on float32") {
+    check_same_batches(train(false, image_loader(at::kFloat, false), alg::NormalizeInputs(norm)),
+                       train(true, image_loader(at::kFloat, false), alg::NormalizeInputs(norm)));
+  }
+  SUBCASE("NormalizeInputs, CutOut, MixUp, CutMix on uint8") {
+    check_same_batches(train(false, image_loader(at::kByte, false), alg::NormalizeInputs(norm), alg::CutOut(1, 0.5),
+                             alg::MixUp(0.5), alg::CutMix(1.0)),
+                       train(true, image_loader(at::kByte, false), alg::NormalizeInputs(norm), alg::CutOut(1, 0.5),
+                             alg::MixUp(0.5), alg::CutMix(1.0)),
+                       2e-5);
+  }
+}
+
+TEST_CASE("microbatches: one fused launch per microbatch, MixUp mixing within each, fused = eager") {
+  const alg::NormalizeInputsOptions norm{.mean = {0.5, 0.4, 0.3}, .std = {0.2, 0.25, 0.3}};
+  // 3 batches of 8 per epoch in microbatches of 3, 3 and 2: 9 launches per epoch.
+  auto eager = train_in_microbatches(false, 3, image_loader(at::kByte, false), alg::NormalizeInputs(norm),
+                                     alg::CutOut(1, 0.5), alg::MixUp(0.4), alg::LabelSmoothing(0.1));
+  auto fused = train_in_microbatches(true, 3, image_loader(at::kByte, false), alg::NormalizeInputs(norm),
+                                     alg::CutOut(1, 0.5), alg::MixUp(0.4), alg::LabelSmoothing(0.1));
+  check_same_batches(eager, fused, 2e-5, 18);
+  // The taps hold microbatches: 3, 3, then 2 samples.
+  CHECK(fused.tap.inputs[0].size(0) == 3);
+  CHECK(fused.tap.inputs[2].size(0) == 2);
 }
 
 TEST_CASE("NormalizeInputs with bfloat16 output: fused = eager to bfloat16 rounding") {
@@ -196,7 +278,7 @@ TEST_CASE("the fused pass writes into one reused buffer, unless a policy keeps t
                                                              .seed = 2,
                                                              .progress_bar = false});
     trainer.fit();
-    CHECK(trainer.fused_batches() == 6);
+    CHECK(trainer.fused_microbatches() == 6);
     CHECK(trainer.fused_buffer_allocations() == 1);
     const auto& addresses = trainer.get<AddressTap>().addresses;
     REQUIRE(addresses.size() == 6);
@@ -234,18 +316,10 @@ TEST_CASE("batches the kernel cannot take run the eager transforms") {
     CHECK(run.fused == 0);
     CHECK(run.tap.inputs.size() == 6);
   }
-  SUBCASE("microbatches smaller than the batch (MixUp mixes within each microbatch)") {
-    torch::manual_seed(5);
-    Net net;
-    auto opt = std::make_shared<torch::optim::SGD>(net->parameters(), torch::optim::SGDOptions(0.05));
-    composer::Trainer<alg::MixUp> trainer(net, {.train_dataloader = image_loader(at::kFloat, false),
-                                                .max_duration = Time("1ep"),
-                                                .optimizers = {opt},
-                                                .device_train_microbatch_size = 4,
-                                                .seed = 1,
-                                                .progress_bar = false});
-    trainer.fit();
-    CHECK(trainer.fused_batches() == 0);
+  SUBCASE("float16 input (the eager stages keep its dtype; the pass writes float32)") {
+    auto run = train(true, image_loader(at::kHalf, false), alg::CutOut(1, 0.5), alg::MixUp(0.2));
+    CHECK(run.fused == 0);
+    CHECK(run.tap.inputs.size() == 6);
   }
   SUBCASE("a composition that does not fuse never tries") {
     auto run = train(true, image_loader(at::kFloat, false), alg::MixUp(0.2), Opaque{});

@@ -13,6 +13,7 @@
 #include <composer/core/event.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/cutmix.hpp>
+#include <composer/kernels/apply_stage.hpp>
 #include <composer/kernels/batch_stages.hpp>
 
 namespace composer::algorithms {
@@ -41,10 +42,10 @@ class CutMix {
   static constexpr EventSet events{Event::BEFORE_FORWARD, Event::BEFORE_LOSS, Event::BEFORE_BACKWARD};
   /// The name under which checkpoints record this policy.
   static constexpr const char* name = "CutMix";
-  /// The fused-transform stage that does this policy's work on the inputs (see `Trainer`).
-  using fused_stage = kernels::stage::CutMix;
-  /// The event whose input transform the fused stage replaces.
-  static constexpr Event fused_event = Event::BEFORE_FORWARD;
+  /// The per-element description of what CutMix does to the inputs (`kernels/batch_stages.hpp`).
+  using stage_type = kernels::stage::CutMix;
+  /// The event at which the stage acts on the inputs.
+  static constexpr Event stage_event = Event::BEFORE_FORWARD;
 
   /// CutMix with Composer's defaults (α = 1, targets mixed, the paper's box sampling).
   CutMix() : CutMix(CutMixOptions{}) {}
@@ -78,16 +79,18 @@ class CutMix {
   const at::Tensor& permuted_target() const noexcept { return permuted_target_; }
 
   /// Runs on `BEFORE_FORWARD` always, on `BEFORE_LOSS` without `interpolate_loss` and on `BEFORE_BACKWARD` with it.
-  /// (`BEFORE_FORWARD` is skipped for a batch whose inputs the fused pass already pasted.)
-  bool match(Event event, const State& state) const noexcept {
+  bool match(Event event, const State&) const noexcept {
     if (event == Event::BEFORE_LOSS) return !options_.interpolate_loss;
     if (event == Event::BEFORE_BACKWARD) return options_.interpolate_loss;
-    return event == Event::BEFORE_FORWARD && fused_batch_ != state.timestamp.batch().count();
+    return true;
   }
 
-  /// Draws π, λ and the box for the fused pass exactly as `BEFORE_FORWARD` would, records y[π] and the area
-  /// for the targets and marks the batch so that `BEFORE_FORWARD` leaves the (already pasted) inputs alone.
-  kernels::stage::CutMix draw_fused_stage(State& state) {
+  /// Draws this microbatch's π, λ and box (Composer's order: the permutation, λ, then the box centre) and records
+  /// y[π] and the area for the targets or the loss; returns them as the stage, which the eager `BEFORE_FORWARD`
+  /// applies and a fused pass takes instead. Composer counterpart: the draws of
+  /// `composer.algorithms.CutMix.apply(BEFORE_FORWARD)`.
+  /// \throws std::invalid_argument for inputs that are not image batches (N, C, H, W) or a batch-size mismatch.
+  stage_type draw(State& state) {
     const at::Tensor& input = state.batch.inputs;
     functional::detail::check_image_batch(input, "CutMix");
     functional::detail::check_same_batch(input, state.batch.targets, "CutMix");
@@ -97,26 +100,15 @@ class CutMix {
                                          options_.uniform_sampling);
     adjusted_lambda_ = functional::cutmix_area(input.size(2), input.size(3), bbox_);
     permuted_target_ = state.batch.targets.index_select(0, indices_.to(state.batch.targets.device()));
-    fused_batch_ = state.timestamp.batch().count();
-    return kernels::stage::CutMix{bbox_, indices_};
+    return stage_type{bbox_, indices_};
   }
 
-  /// Pastes the boxes (`BEFORE_FORWARD`), mixes the targets (`BEFORE_LOSS`) or the loss (`BEFORE_BACKWARD`).
+  /// Pastes the boxes (`BEFORE_FORWARD`: the stage of `draw` applied), mixes the targets (`BEFORE_LOSS`) or the loss (`BEFORE_BACKWARD`).
   /// \throws std::invalid_argument for inputs that are not image batches (N, C, H, W), and at `BEFORE_BACKWARD`
   ///         for segmentation targets, whose loss cannot be interpolated.
   void apply(auto event, State& state) {
     if constexpr (event == Event::BEFORE_FORWARD) {
-      const at::Tensor& input = state.batch.inputs;
-      functional::detail::check_image_batch(input, "CutMix");
-      // Composer's draw order: the permutation, λ, then the box centre.
-      indices_ = functional::random_permutation(input.size(0));
-      cutmix_lambda_ = functional::sample_cutmix_coef(options_.alpha);
-      bbox_ = functional::cutmix_rand_bbox(input.size(2), input.size(3), cutmix_lambda_, std::nullopt, std::nullopt,
-                                           options_.uniform_sampling);
-      adjusted_lambda_ = functional::cutmix_area(input.size(2), input.size(3), bbox_);
-      auto mixed = functional::cutmix_batch(input, state.batch.targets, bbox_, indices_);
-      permuted_target_ = std::move(mixed.target_perm);
-      state.batch.inputs = std::move(mixed.input_mixed);
+      state.batch.inputs = kernels::apply_stage(draw(state), state.batch.inputs);
     } else if constexpr (event == Event::BEFORE_LOSS) {
       if (is_segmentation(state)) {
         at::Tensor target = state.batch.targets.clone();
@@ -153,7 +145,6 @@ class CutMix {
   functional::BBox bbox_{0, 0, 0, 0};
   double adjusted_lambda_ = 0.0;
   at::Tensor permuted_target_;
-  std::int64_t fused_batch_ = -1;
 };
 
 }  // namespace composer::algorithms

@@ -12,6 +12,7 @@
 #include <composer/core/event.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/cutout.hpp>
+#include <composer/kernels/apply_stage.hpp>
 #include <composer/kernels/batch_stages.hpp>
 
 namespace composer::algorithms {
@@ -35,10 +36,10 @@ class CutOut {
   static constexpr EventSet events{Event::AFTER_DATALOADER};
   /// The name under which checkpoints record this policy.
   static constexpr const char* name = "CutOut";
-  /// The fused-transform stage that does this policy's work on the inputs (see `Trainer`).
-  using fused_stage = kernels::stage::CutOut;
-  /// The event whose input transform the fused stage replaces.
-  static constexpr Event fused_event = Event::AFTER_DATALOADER;
+  /// The per-element description of what CutOut does to the inputs (`kernels/batch_stages.hpp`).
+  using stage_type = kernels::stage::CutOut;
+  /// The event at which the stage acts on the inputs.
+  static constexpr Event stage_event = Event::AFTER_DATALOADER;
 
   /// CutOut with Composer's defaults (one hole of half the image's side).
   CutOut() : CutOut(CutOutOptions{}) {}
@@ -62,43 +63,32 @@ class CutOut {
   /// The holes cut in the last batch (rows [y1, y2), columns [x1, x2)).
   const std::vector<functional::CutoutHole>& holes() const noexcept { return holes_; }
 
-  /// Skips a batch whose holes the fused pass already cut.
-  bool match(Event, const State& state) const noexcept { return fused_batch_ != state.timestamp.batch().count(); }
-
-  /// Draws the holes for the fused pass exactly as `AFTER_DATALOADER` would (for an [N, C, H, W] batch) and marks
-  /// the batch so that `AFTER_DATALOADER` leaves it alone.
-  kernels::stage::CutOut draw_fused_stage(State& state) {
-    const at::Tensor& input = state.batch.inputs;
-    functional::detail::check_image_batch(input, "CutOut");
-    holes_.clear();
-    const std::int64_t height = input.size(2);
-    const std::int64_t width = input.size(3);
-    if (options_.num_holes > 0 && height > 0 && width > 0) {
-      const std::int64_t side = functional::cutout_length_pixels(height, width, options_.length);
-      holes_ = functional::sample_cutout_holes(height, width, options_.num_holes, side, options_.uniform_sampling);
-    }
-    fused_batch_ = state.timestamp.batch().count();
-    return kernels::stage::CutOut{holes_};
-  }
-
-  /// Cuts the holes into `state.batch.inputs` ((N, C, H, W) or a single (C, H, W) image).
+  /// Draws this batch's holes for its image size ((N, C, H, W) or a single (C, H, W) image) and returns them as the
+  /// stage, which the eager `AFTER_DATALOADER` applies and a fused pass takes instead.
+  /// Composer counterpart: the draws of `composer.functional.cutout_batch`.
   /// \throws std::invalid_argument for an input that is not an image or image batch.
-  void apply(EventTag<Event::AFTER_DATALOADER>, State& state) {
+  stage_type draw(State& state) {
     const at::Tensor& input = state.batch.inputs;
     functional::detail::check_image_or_batch(input, "CutOut");
     const std::int64_t height = input.size(-2);
     const std::int64_t width = input.size(-1);
     holes_.clear();
-    if (options_.num_holes == 0 || height == 0 || width == 0) return;
-    const std::int64_t side = functional::cutout_length_pixels(height, width, options_.length);
-    holes_ = functional::sample_cutout_holes(height, width, options_.num_holes, side, options_.uniform_sampling);
-    state.batch.inputs = functional::cutout_batch(input, holes_);
+    if (options_.num_holes > 0 && height > 0 && width > 0) {
+      const std::int64_t side = functional::cutout_length_pixels(height, width, options_.length);
+      holes_ = functional::sample_cutout_holes(height, width, options_.num_holes, side, options_.uniform_sampling);
+    }
+    return stage_type{holes_};
+  }
+
+  /// Cuts the holes into `state.batch.inputs` (the stage of `draw` applied).
+  /// \throws std::invalid_argument for an input that is not an image or image batch.
+  void apply(EventTag<Event::AFTER_DATALOADER>, State& state) {
+    state.batch.inputs = kernels::apply_stage(draw(state), state.batch.inputs);
   }
 
  private:
   CutOutOptions options_;
   std::vector<functional::CutoutHole> holes_;
-  std::int64_t fused_batch_ = -1;
 };
 
 }  // namespace composer::algorithms

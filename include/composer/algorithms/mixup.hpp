@@ -12,6 +12,7 @@
 #include <composer/core/event.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/mixup.hpp>
+#include <composer/kernels/apply_stage.hpp>
 #include <composer/kernels/batch_stages.hpp>
 
 namespace composer::algorithms {
@@ -36,10 +37,10 @@ class MixUp {
   static constexpr EventSet events{Event::BEFORE_FORWARD, Event::BEFORE_LOSS, Event::BEFORE_BACKWARD};
   /// The name under which checkpoints record this policy.
   static constexpr const char* name = "MixUp";
-  /// The fused-transform stage that does this policy's work on the inputs (see `Trainer`).
-  using fused_stage = kernels::stage::MixUp;
-  /// The event whose input transform the fused stage replaces.
-  static constexpr Event fused_event = Event::BEFORE_FORWARD;
+  /// The per-element description of what MixUp does to the inputs (`kernels/batch_stages.hpp`).
+  using stage_type = kernels::stage::MixUp;
+  /// The event at which the stage acts on the inputs.
+  static constexpr Event stage_event = Event::BEFORE_FORWARD;
 
   /// MixUp with Composer's defaults (α = 0.2, targets mixed).
   MixUp() : MixUp(MixUpOptions{}) {}
@@ -73,35 +74,30 @@ class MixUp {
   const at::Tensor& permuted_target() const noexcept { return permuted_target_; }
 
   /// Runs on `BEFORE_FORWARD` always, on `BEFORE_LOSS` without `interpolate_loss` and on `BEFORE_BACKWARD` with it.
-  /// `BEFORE_FORWARD` is skipped for a batch whose inputs the fused pass already mixed.
-  bool match(Event event, const State& state) const noexcept {
+  bool match(Event event, const State&) const noexcept {
     if (event == Event::BEFORE_LOSS) return !options_.interpolate_loss;
     if (event == Event::BEFORE_BACKWARD) return options_.interpolate_loss;
-    return event == Event::BEFORE_FORWARD && fused_batch_ != state.timestamp.batch().count();
+    return true;
   }
 
-  /// Draws m and π for the fused pass, exactly as `BEFORE_FORWARD` would, records y[π] for the targets and marks
-  /// the batch so that `BEFORE_FORWARD` leaves the (already mixed) inputs alone.
-  kernels::stage::MixUp draw_fused_stage(State& state) {
+  /// Draws this microbatch's m and π (Composer's order: the coefficient, then the permutation) and records y[π]
+  /// for the targets or the loss; returns them as the stage, which the eager `BEFORE_FORWARD` applies and a fused
+  /// pass takes instead. Composer counterpart: the draws of `composer.algorithms.MixUp.apply(BEFORE_FORWARD)`.
+  /// 	hrows std::invalid_argument when inputs and targets differ in batch size.
+  stage_type draw(State& state) {
     const at::Tensor& input = state.batch.inputs;
+    functional::detail::check_same_batch(input, state.batch.targets, "MixUp");
     mixing_ = functional::sample_mixup_coef(options_.alpha);
     indices_ = functional::random_permutation(input.size(0));
-    functional::detail::check_same_batch(input, state.batch.targets, "MixUp");
     permuted_target_ = state.batch.targets.index_select(0, indices_.to(state.batch.targets.device()));
-    fused_batch_ = state.timestamp.batch().count();
-    return kernels::stage::MixUp{mixing_, indices_};
+    return stage_type{mixing_, indices_};
   }
 
-  /// Mixes the inputs (`BEFORE_FORWARD`), the targets (`BEFORE_LOSS`) or the loss (`BEFORE_BACKWARD`).
+  /// Mixes the inputs (`BEFORE_FORWARD`: the stage of `draw` applied), the targets (`BEFORE_LOSS`) or the loss
+  /// (`BEFORE_BACKWARD`).
   void apply(auto event, State& state) {
     if constexpr (event == Event::BEFORE_FORWARD) {
-      const at::Tensor& input = state.batch.inputs;
-      // Composer's draw order: the coefficient, then the permutation.
-      mixing_ = functional::sample_mixup_coef(options_.alpha);
-      indices_ = functional::random_permutation(input.size(0));
-      auto mixed = functional::mixup_batch(input, state.batch.targets, mixing_, indices_);
-      permuted_target_ = std::move(mixed.target_perm);
-      state.batch.inputs = std::move(mixed.input_mixed);
+      state.batch.inputs = kernels::apply_stage(draw(state), state.batch.inputs);
     } else if constexpr (event == Event::BEFORE_LOSS) {
       const at::Tensor target = functional::ensure_targets_one_hot(state.outputs, state.batch.targets);
       const at::Tensor permuted =
@@ -118,7 +114,6 @@ class MixUp {
   double mixing_ = 0.0;
   at::Tensor indices_;
   at::Tensor permuted_target_;
-  std::int64_t fused_batch_ = -1;
 };
 
 }  // namespace composer::algorithms

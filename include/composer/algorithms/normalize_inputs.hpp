@@ -13,6 +13,7 @@
 #include <composer/core/event.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/common.hpp>
+#include <composer/kernels/apply_stage.hpp>
 #include <composer/kernels/batch_stages.hpp>
 
 namespace composer::algorithms {
@@ -39,10 +40,10 @@ class NormalizeInputs {
   static constexpr EventSet events{Event::AFTER_DATALOADER};
   /// The name under which checkpoints record this policy.
   static constexpr const char* name = "NormalizeInputs";
-  /// The fused-transform stage that does this policy's work on the batch (see `Trainer`).
-  using fused_stage = kernels::stage::Normalize;
-  /// The event whose input transform the fused stage replaces.
-  static constexpr Event fused_event = Event::AFTER_DATALOADER;
+  /// The per-element description of what NormalizeInputs does to the inputs (`kernels/batch_stages.hpp`).
+  using stage_type = kernels::stage::Normalize;
+  /// The event at which the stage acts on the inputs.
+  static constexpr Event stage_event = Event::AFTER_DATALOADER;
 
   /// NormalizeInputs with the given options: `NormalizeInputs({.mean = {0.2860}, .std = {0.3530}})`.
   /// \throws std::invalid_argument for empty or mismatched mean/std, a non-finite mean, a zero or non-finite std,
@@ -70,29 +71,19 @@ class NormalizeInputs {
   /// The dtype of the normalised batch.
   at::ScalarType dtype() const noexcept { return options_.dtype; }
 
-  /// Skips the eager transform for a batch the fused pass already normalised.
-  bool match(Event, const State& state) const noexcept { return fused_batch_ != state.timestamp.batch().count(); }
-
-  /// Converts and normalises `state.batch.inputs`.
-  /// \throws std::invalid_argument for an input that is not [N, C, H, W] with C = the number of means.
-  void apply(EventTag<Event::AFTER_DATALOADER>, State& state) const {
-    const at::Tensor& input = state.batch.inputs;
-    check_input(input);
-    const auto shape = std::vector<int64_t>{1, input.size(1), 1, 1};
-    const auto f32 = at::TensorOptions().dtype(at::kFloat).device(input.device());
-    const at::Tensor mean = at::tensor(options_.mean, at::TensorOptions().dtype(at::kDouble)).to(f32).view(shape);
-    const at::Tensor stddev = at::tensor(options_.std, at::TensorOptions().dtype(at::kDouble)).to(f32).view(shape);
-    at::Tensor x = input.to(at::kFloat);
-    if (input.scalar_type() == at::kByte) x = x.div(255.0);
-    state.batch.inputs = x.sub(mean).div(stddev).to(options_.dtype);
+  /// Checks the batch and returns the stage (means, standard deviations, output dtype; nothing random), which the
+  /// eager `AFTER_DATALOADER` applies and a fused pass takes instead.
+  /// \throws std::invalid_argument for an input that is not [N, C, H, W] uint8 or floating point with C = the
+  ///         number of means.
+  stage_type draw(const State& state) const {
+    check_input(state.batch.inputs);
+    return stage_type{options_.mean, options_.std, options_.dtype};
   }
 
-  /// The stage parameters for the fused pass, and a mark that this batch needs no eager transform.
-  /// \throws std::invalid_argument as `apply`.
-  kernels::stage::Normalize draw_fused_stage(State& state) {
-    check_input(state.batch.inputs);
-    fused_batch_ = state.timestamp.batch().count();
-    return kernels::stage::Normalize{options_.mean, options_.std};
+  /// Converts and normalises `state.batch.inputs` (the stage of `draw` applied).
+  /// \throws std::invalid_argument as `draw`.
+  void apply(EventTag<Event::AFTER_DATALOADER>, State& state) const {
+    state.batch.inputs = kernels::apply_stage(draw(state), state.batch.inputs);
   }
 
  private:
@@ -108,7 +99,6 @@ class NormalizeInputs {
   }
 
   NormalizeInputsOptions options_;
-  std::int64_t fused_batch_ = -1;
 };
 
 }  // namespace composer::algorithms

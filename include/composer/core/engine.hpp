@@ -85,14 +85,23 @@ class BasicEngine {
   /// Composer counterpart: `Engine.run_event(event)`.
   template <Event E>
   COMPOSER_ALWAYS_INLINE void run() {
+    run_except<E>();
+  }
+
+  /// Runs event `E` as `run<E>()` does but without the policies at the positions `Skipped...` (a compile-time set):
+  /// how a trainer that has done some policies' work at `E` another way (their stages in one fused pass) runs the
+  /// rest of the event. `run_except<E>()` is `run<E>()`.
+  template <Event E, std::size_t... Skipped>
+  COMPOSER_ALWAYS_INLINE void run_except(std::index_sequence<Skipped...> = {}) {
+    static_assert(((Skipped < sizeof...(Policies)) && ...), "composer: run_except was given a position past the last policy");
     if constexpr (E == Event::INIT) {
-      run_role<E, Role::logger>();
-      run_role<E, Role::callback>();
-      run_role<E, Role::algorithm>();
+      run_role<E, Role::logger, Skipped...>();
+      run_role<E, Role::callback, Skipped...>();
+      run_role<E, Role::algorithm, Skipped...>();
     } else {
-      run_role<E, Role::algorithm>();
-      run_role<E, Role::callback>();
-      run_role<E, Role::logger>();
+      run_role<E, Role::algorithm, Skipped...>();
+      run_role<E, Role::callback, Skipped...>();
+      run_role<E, Role::logger, Skipped...>();
     }
   }
 
@@ -249,10 +258,28 @@ class BasicEngine {
     return std::array<std::size_t, sizeof...(i)>{decltype(i)::value...};
   });
 
+  // How many positions of the (E, R) plan are not among `Skipped...`.
+  template <Event E, Role R, std::size_t... Skipped>
+  static consteval std::size_t kept_count() {
+    std::size_t kept = 0;
+    for (std::size_t p : dispatch_array<E, R>)
+      if (((p != Skipped) && ...)) ++kept;
+    return kept;
+  }
+  // The (E, R) plan without the positions `Skipped...`, in run order.
+  template <Event E, Role R, std::size_t... Skipped>
+  static constexpr auto kept_array = [] {
+    std::array<std::size_t, kept_count<E, R, Skipped...>()> kept{};
+    std::size_t k = 0;
+    for (std::size_t p : dispatch_array<E, R>)
+      if (((p != Skipped) && ...)) kept[k++] = p;
+    return kept;
+  }();
+
   // A fold over the plan: straight-line calls, no loop and no indirection.
-  template <Event E, Role R>
+  template <Event E, Role R, std::size_t... Skipped>
   COMPOSER_ALWAYS_INLINE void run_role() {
-    constexpr auto& plan = dispatch_array<E, R>;
+    constexpr auto& plan = kept_array<E, R, Skipped...>;
     [this]<std::size_t... J>(std::index_sequence<J...>) COMPOSER_LAMBDA_ALWAYS_INLINE {
       (invoke<E>(hana::at_c<plan[J]>(policies_)), ...);
     }(std::make_index_sequence<plan.size()>{});

@@ -132,6 +132,18 @@ inline void check_bbox(const BBox& b, int64_t dim2, int64_t dim3, const char* fn
   return 1.0 - box / static_cast<double>(dim2 * dim3);
 }
 
+/// The input side of CutMix alone: a copy of the (N, C, D2, D3) batch in which every image holds its partner's
+/// pixels inside `box` (rows [x1, x2) of dim 2, columns [y1, y2) of dim 3), π already on the input's device.
+/// Composer counterpart: the pasting lines of `composer.functional.cutmix_batch`.
+[[nodiscard]] inline at::Tensor paste_partner_box(const at::Tensor& input, const BBox& box, const at::Tensor& perm) {
+  at::Tensor out = input.clone();
+  if (box.x2 > box.x1 && box.y2 > box.y1) {
+    const at::Tensor patch = input.slice(2, box.x1, box.x2).slice(3, box.y1, box.y2).index_select(0, perm);
+    out.slice(2, box.x1, box.x2).slice(3, box.y1, box.y2).copy_(patch);
+  }
+  return out;
+}
+
 /// Pastes one box, taken from a permuted copy of the batch, into every image: out[:, :, box] = x[π][:, :, box]
 /// and out = x elsewhere. Returns (out, y[π], area, bbox) with area = 1 − |box|/(D2·D3), the weight of the
 /// original targets: dense targets become area·onehot(y) + (1 − area)·onehot(y[π]).
@@ -187,12 +199,7 @@ inline void check_bbox(const BBox& b, int64_t dim2, int64_t dim3, const char* fn
     box = cutmix_rand_bbox(dim2, dim3, sample_cutmix_coef(alpha), std::nullopt, std::nullopt, uniform_sampling);
   }
 
-  at::Tensor out = input.clone();
-  if (box.x2 > box.x1 && box.y2 > box.y1) {
-    const at::Tensor patch =
-        input.slice(2, box.x1, box.x2).slice(3, box.y1, box.y2).index_select(0, perm);
-    out.slice(2, box.x1, box.x2).slice(3, box.y1, box.y2).copy_(patch);
-  }
+  at::Tensor out = paste_partner_box(input, box, perm);
   at::Tensor target_perm = target.index_select(0, perm.to(target.device()));
   return CutMixResult{std::move(out), std::move(target_perm), cutmix_area(dim2, dim3, box), box};
 }

@@ -29,6 +29,12 @@ struct MixUpResult {
   return std::min(lambda, 1.0 - lambda);
 }
 
+/// The input side of MixUp alone: (1 − m)·x + m·x[π] for a permutation π already on the input's device (1-D int64,
+/// N entries). Composer counterpart: the mixing line of `composer.functional.mixup_batch`.
+[[nodiscard]] inline at::Tensor mix_with_partners(const at::Tensor& input, double mixing, const at::Tensor& perm) {
+  return input.mul(1.0 - mixing).add(input.index_select(0, perm).mul(mixing));
+}
+
 /// Mixes every sample with a partner from the same batch: returns x̃ = (1 − m)·x + m·x[π], y[π] and m.
 /// Composer counterpart: `composer.functional.mixup_batch(input, target, mixing=None, alpha=0.2, indices=None)`.
 ///
@@ -56,10 +62,8 @@ struct MixUpResult {
   const double m = mixing ? *mixing : sample_mixup_coef(alpha);
   if (!indices) perm = random_permutation(n).to(input.device());
 
-  const at::Tensor x_perm = input.index_select(0, perm);
   const at::Tensor target_perm = target.index_select(0, perm.to(target.device()));
-  at::Tensor mixed = input.mul(1.0 - m).add(x_perm.mul(m));
-  return MixUpResult{std::move(mixed), target_perm, m};
+  return MixUpResult{mix_with_partners(input, m, perm), target_perm, m};
 }
 
 /// mixup_batch with an explicit mixing coefficient and permutation (fully deterministic):

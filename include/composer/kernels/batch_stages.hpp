@@ -108,8 +108,9 @@ struct CutOut {
 /// Composer counterpart: the `Normalize` step of Composer's data pipelines (torchvision `Normalize`).
 struct Normalize {
   static constexpr int order = 3;
-  std::vector<double> mean;    ///< C entries
-  std::vector<double> stddev;  ///< C entries, finite and non-zero
+  std::vector<double> mean;             ///< C entries
+  std::vector<double> stddev;           ///< C entries, finite and non-zero
+  at::ScalarType dtype = at::kFloat;    ///< the output dtype: float32, bfloat16 or float16
 };
 
 /// Label smoothing of the dense targets: smooth(t) = (1 − s)·t + s/K. Acts on targets only.

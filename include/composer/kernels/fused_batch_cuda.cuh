@@ -89,6 +89,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -727,10 +728,17 @@ __global__ void range_check_kernel(const __grid_constant__ RangeChecks checks, u
   }
 }
 
+/// The number of image-kernel launches made by this program so far (every FusedBatchTransform, every thread).
+inline std::atomic<int64_t>& image_launch_counter() {
+  static std::atomic<int64_t> launches{0};
+  return launches;
+}
+
 template <class In, class Out, unsigned kMask>
 void launch_image(const ImageArgs& a, cudaStream_t stream) {
   fused_image_kernel<In, Out, kMask><<<image_grid(a), kThreads, 0, stream>>>(a);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+  image_launch_counter().fetch_add(1, std::memory_order_relaxed);
 }
 
 /// Calls `f.template operator()<In, Out>()` with the element types of an image kernel's input and output dtypes
@@ -818,6 +826,10 @@ struct FusedBatchOutput {
   at::Tensor input;   ///< the transformed images [N, C, H, W] in the requested dtype
   at::Tensor target;  ///< the dense targets [N, K], float32
 };
+
+/// Image-kernel launches this program has made so far, over every `FusedBatchTransform` (a counter kept by the
+/// launch wrapper): what a test reads to count the launches of a training step.
+[[nodiscard]] inline int64_t image_launches() { return detail::image_launch_counter().load(std::memory_order_relaxed); }
 
 /// A fused batch transform on a CUDA device over a compile-time list of stages, e.g.
 ///

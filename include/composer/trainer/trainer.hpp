@@ -40,6 +40,8 @@ struct NonFiniteLossError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+inline namespace COMPOSER_FUSION_ABI_NAMESPACE {
+
 /// The trainer: `Trainer<MixUp, LabelSmoothing> trainer(model, options); trainer.fit();`. It owns a
 /// `State` and an `Engine` over `Policies...` (algorithms, callbacks and loggers, resolved at compile time)
 /// and runs Composer's loop, firing every event in Composer's order:
@@ -279,11 +281,16 @@ class Trainer {
   P& get() noexcept {
     return engine_.template get<P>();
   }
-  /// Whether `Trainer<Policies...>`'s input transforms fuse into one pass (decided at compile time; see
-  /// `trainer/fused_inputs.hpp`).
-  static constexpr bool fuses_batch_transforms = FusedInputPlan<engine_type>::enabled;
-  /// Training batches whose inputs went through the fused pass so far (the others ran the eager transforms).
-  std::int64_t fused_batches() const noexcept { return fused_inputs_.fused_batches(); }
+  /// The fusion plan of `Trainer<Policies...>` (decided at compile time; see `trainer/fused_inputs.hpp`).
+  using fusion_plan = FusedInputPlan<engine_type>;
+  /// Whether `Trainer<Policies...>`'s input stages fuse into one pass per microbatch.
+  static constexpr bool fuses_batch_transforms = fusion_plan::enabled;
+  /// Whether CUDA microbatches take the fused pass too: this translation unit was compiled as CUDA by nvcc
+  /// (`COMPOSER_CUDA_FUSION`); otherwise they run the eager stages on the device.
+  static constexpr bool cuda_fusion = FusedInputRunner<engine_type>::cuda_fusion;
+  /// Training microbatches that went through the fused pass so far, one launch each (the others ran the eager
+  /// stages).
+  std::int64_t fused_microbatches() const noexcept { return fused_inputs_.fused_microbatches(); }
   /// Output buffers the fused pass allocated so far: one in steady state (the buffer is reused while no policy
   /// keeps the previous batch's inputs).
   std::int64_t fused_buffer_allocations() const noexcept { return fused_inputs_.buffer_allocations(); }
@@ -426,9 +433,10 @@ class Trainer {
       const std::int64_t samples = batch->inputs.size(0);
       if (!state_.train_batch_size) state_.train_batch_size = samples;  // the loader's batch size, from its first batch
       state_.batch = std::move(*batch);
-      // The fusable input transforms in one pass; the policies then skip their eager transforms for this batch.
-      if (options_.fuse_batch_transforms && fused_inputs_.applicable(state_)) fused_inputs_.run(engine_, state_);
-      engine_.template run<Event::AFTER_DATALOADER>();
+      // The fusion plan decides whether this batch's input stages run as one pass per microbatch (then their
+      // parameters are drawn here and at BEFORE_FORWARD) or eagerly.
+      fused_inputs_.begin_batch(state_, options_.fuse_batch_transforms);
+      fused_inputs_.template run<Event::AFTER_DATALOADER>(engine_, state_);
       engine_.template run<Event::BATCH_START>();
       apply_schedulers();
       const double loss = train_batch();
@@ -547,7 +555,7 @@ class Trainer {
   // BEFORE_FORWARD … AFTER_BACKWARD on one microbatch; returns its loss times `share`, detached.
   at::Tensor train_microbatch(const Batch& microbatch, double share) {
     state_.batch = to_device(microbatch);
-    engine_.template run<Event::BEFORE_FORWARD>();
+    fused_inputs_.template run<Event::BEFORE_FORWARD>(engine_, state_);
     state_.outputs = forward_in_precision(state_.batch.inputs);
     engine_.template run<Event::AFTER_FORWARD>();
     engine_.template run<Event::BEFORE_LOSS>();
@@ -674,5 +682,7 @@ class Trainer {
   std::int64_t last_save_batch_ = -1;
   std::vector<std::string> saved_checkpoints_;
 };
+
+}  // namespace COMPOSER_FUSION_ABI_NAMESPACE
 
 }  // namespace composer

@@ -64,9 +64,10 @@ struct TrainerOptions {
   Precision precision = Precision::fp32;
   /// Name of the run. Composer counterpart: `run_name`.
   std::string run_name = "composer-run";
-  /// Fuse the algorithms' input transforms (MixUp, CutMix, CutOut, NormalizeInputs) into one pass over each
-  /// batch when the composition and the batch allow it (see `trainer/fused_inputs.hpp`); false always runs the
-  /// eager transforms. Both give the same batches. Composer counterpart: none (Composer is always eager).
+  /// Run the algorithms' input stages (MixUp, CutMix, CutOut, NormalizeInputs) as one fused pass over each device
+  /// microbatch when the composition, the batch and the device allow it (see `trainer/fused_inputs.hpp`); false
+  /// always runs the eager stages. Both give the same batches. Composer counterpart: none (Composer is always
+  /// eager).
   bool fuse_batch_transforms = true;
   /// Show a console progress bar (plain lines when not on a terminal). Composer counterpart: `progress_bar`.
   bool progress_bar = true;
