@@ -53,6 +53,7 @@ struct Config {
   std::string precision = "fp32";
   std::string inputs = "float32";
   bool fuse = true;
+  bool pin_memory = false;
 };
 
 // A callback of the example's own: the test accuracy after each evaluation, with the training time spent so far
@@ -78,7 +79,8 @@ Data load_data(const Config& config) {
   const data::FashionMNIST train(data::Split::TRAIN, config.data_dir);
   const data::FashionMNIST test(data::Split::TEST, config.data_dir);
   auto normalise = [](const at::Tensor& images) { return data::normalize_fashion_mnist(images); };
-  const data::TensorLoaderOptions train_options{config.batch_size, /*shuffle=*/true, /*drop_last=*/false, config.seed};
+  const data::TensorLoaderOptions train_options{config.batch_size, /*shuffle=*/true, /*drop_last=*/false, config.seed,
+                                                config.pin_memory};
   return Data{config.inputs == "uint8" ? data::TensorLoader(train.images(), train.labels(), train_options)
                                        : data::TensorLoader(train.images(), train.labels(), train_options, normalise),
               data::TensorLoader(test.images(), test.labels(),
@@ -202,6 +204,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"float32", "uint8"}));
   app.add_flag("!--no-fuse", config.fuse, "run the methods' input stages eagerly instead of in one fused pass");
+  app.add_flag("--pin-memory", config.pin_memory, "training batches in pinned host memory (CUDA only)");
   CLI11_PARSE(app, argc, argv);
   if (config.inputs == "uint8" && config.preset != "baseline" && config.preset != "regularized") {
     std::fprintf(stderr, "fashion_mnist: --inputs uint8 serves the baseline and regularized presets, not %s\n",

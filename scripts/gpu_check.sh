@@ -10,7 +10,7 @@
 #              CPU) and each preset of the main job for a few batches on CUDA
 #   main job   examples/fashion_mnist_cuda (the example compiled by nvcc) --device cuda --precision amp_bf16
 #              --preset regularized for 3 epochs on the real data, four times: the fused pass on and off (--no-fuse),
-#              uint8 and float32 training batches (--inputs); alongside the tests
+#              uint8 and float32 training batches (--inputs), batches pinned (--pin-memory); alongside the tests
 #   benchmark  bench_fused_transforms_cuda, 3 repetitions, aggregates only
 # and writes into "$OUT" (or build-gpu/check/) at most eight files:
 #   summary.md                         environment, pass/fail and seconds per step, test counts, the accuracy, the
@@ -299,7 +299,7 @@ if wants main; then
           done
         done
         exit $status' _ "$main_exe" --device cuda --precision amp_bf16 --preset regularized \
-        --duration "$main_duration" --no-progress --threads 4 --data-dir "$data_dir")
+        --duration "$main_duration" --no-progress --threads 4 --pin-memory --data-dir "$data_dir")
       OUT_BASE="$build_dir/check_fashion_mnist" timed "$main_limit" "$out_dir/fashion_mnist.txt" "${main_cmd[@]}"
       echo "$took" >"$build_dir/check_fashion_mnist.seconds"
       exit "$rc"

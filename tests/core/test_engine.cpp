@@ -7,6 +7,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 using composer::Event;
@@ -131,6 +132,25 @@ TEST_CASE("a runtime guard skips its policy and nothing else") {
   const std::vector<std::string> expected = {"front:after_dataloader", "alpha:after_dataloader", "gamma!:after_loss",
                                              "alpha:after_loss", "watcher:after_loss"};
   CHECK(state.trace == expected);
+}
+
+TEST_CASE("run_except runs an event without the positions given, in the same order, any role") {
+  TraceState state;
+  StepEngine engine(state);
+  // AFTER_LOSS runs gamma (3), guarded (1), alpha (0), then watcher (2): without guarded and the callback.
+  engine.run_except<Event::AFTER_LOSS>(std::index_sequence<1, 2>{});
+  CHECK(state.trace == std::vector<std::string>{"gamma!:after_loss", "alpha:after_loss"});
+  state.trace.clear();
+  // Positions that do not handle the event change nothing; an empty set is run<E>().
+  engine.run_except<Event::AFTER_DATALOADER>(std::index_sequence<3, 6>{});
+  engine.run_except<Event::BEFORE_FORWARD>();
+  CHECK(state.trace == std::vector<std::string>{"front:after_dataloader", "guarded:after_dataloader",
+                                                "alpha:after_dataloader", "alpha:before_forward",
+                                                "gamma:before_forward"});
+  state.trace.clear();
+  // INIT keeps its own role order: loggers, callbacks, then algorithms.
+  engine.run_except<Event::INIT>(std::index_sequence<2>{});
+  CHECK(state.trace == std::vector<std::string>{"sink:init", "alpha:init"});
 }
 
 TEST_CASE("the dispatch plan is a compile-time constant") {

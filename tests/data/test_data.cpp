@@ -787,6 +787,26 @@ TEST_CASE("TensorLoader: bad arguments are std::invalid_argument naming the prob
   CHECK_NOTHROW(TensorLoader(x, y5, 2));
 }
 
+TEST_CASE("TensorLoader: pin_memory pins every batch where CUDA is present, and is refused by name elsewhere") {
+  const auto x = at::arange(12, at::TensorOptions().dtype(at::kFloat)).view({6, 2});
+  const auto y = at::arange(6, at::TensorOptions().dtype(at::kLong));
+  const TensorLoaderOptions pinned{.batch_size = 4, .pin_memory = true};
+  if (!at::globalContext().hasCUDA()) {
+    CHECK_THROWS_WITH_AS(TensorLoader(x, y, pinned), doctest::Contains("pin_memory needs a LibTorch built with CUDA"),
+                         std::invalid_argument);
+    return;
+  }
+  TensorLoader loader(x, y, pinned);
+  std::int64_t batches = 0;
+  for (const auto& batch : loader) {
+    CHECK(batch.inputs.is_pinned());
+    CHECK(batch.targets.is_pinned());
+    CHECK(at::equal(batch.inputs, x.narrow(0, 4 * batches, batch.inputs.size(0))));
+    ++batches;
+  }
+  CHECK(batches == 2);
+}
+
 TEST_CASE("TensorLoader over the real Fashion-MNIST test split") {
   if (!io::is_directory(std::string(FashionMNIST::default_root))) {
     MESSAGE("Fashion-MNIST not installed; skipped");

@@ -29,6 +29,9 @@ struct TensorLoaderOptions {
   bool shuffle = false;         ///< visit samples in a fresh pseudo-random order each epoch
   bool drop_last = false;       ///< drop the final batch of an epoch when it has fewer than batch_size samples
   std::uint64_t seed = 0;       ///< with the epoch number, determines the shuffle order
+  /// put each batch in page-locked (pinned) host memory, so that its copy to a CUDA device is asynchronous and
+  /// runs at the bus's full rate; needs a LibTorch with CUDA and a GPU. Counterpart: `DataLoader(pin_memory=True)`.
+  bool pin_memory = false;
 };
 
 namespace detail {
@@ -87,6 +90,12 @@ class TensorLoader {
     if (inputs_.size(0) != targets_.size(0))
       throw std::invalid_argument("composer: TensorLoader inputs have " + std::to_string(inputs_.size(0)) +
                                   " rows but targets have " + std::to_string(targets_.size(0)) + " rows");
+    if (options_.pin_memory && !at::globalContext().hasCUDA())
+      throw std::invalid_argument("composer: TensorLoader pin_memory needs a LibTorch built with CUDA and a GPU, and "
+                                  "this process has none; leave pin_memory off");
+    if (options_.pin_memory && (!inputs_.device().is_cpu() || !targets_.device().is_cpu()))
+      throw std::invalid_argument("composer: TensorLoader pin_memory pins host memory, but the data is on " +
+                                  (inputs_.device().is_cpu() ? targets_ : inputs_).device().str());
   }
 
   /// Positional form of the constructor above: `TensorLoader(x, y, 64, /*shuffle=*/true)`.
@@ -159,7 +168,13 @@ class TensorLoader {
     const at::Tensor rows = order.narrow(0, start, len);
     at::Tensor x = inputs_.index_select(0, rows.to(inputs_.device()));
     if (transform_) x = transform_(x);
-    return Batch{std::move(x), targets_.index_select(0, rows.to(targets_.device()))};
+    at::Tensor y = targets_.index_select(0, rows.to(targets_.device()));
+    if (options_.pin_memory) {
+      // as DataLoader's pinning does: the finished batch copied into LibTorch's caching pinned-memory allocator
+      x = x.pin_memory();
+      y = y.pin_memory();
+    }
+    return Batch{std::move(x), std::move(y)};
   }
 
   at::Tensor inputs_;

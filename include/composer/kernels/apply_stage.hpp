@@ -11,7 +11,7 @@
 
 #include <ATen/ATen.h>
 
-#include <composer/functional/common.hpp>
+#include <composer/core/argument_checks.hpp>
 #include <composer/functional/cutmix.hpp>
 #include <composer/functional/cutout.hpp>
 #include <composer/functional/mixup.hpp>
@@ -24,8 +24,8 @@ namespace composer::kernels {
 /// \throws std::invalid_argument for m outside [0, 1] or indices that are not a 1-D list of N positions.
 [[nodiscard]] inline at::Tensor apply_stage(const stage::MixUp& s, const at::Tensor& input) {
   if (!(s.mixing >= 0.0 && s.mixing <= 1.0))
-    functional::detail::fail("MixUp mixing must be in [0, 1], got " + functional::detail::num(s.mixing));
-  const at::Tensor perm = functional::detail::as_indices(s.indices, input.size(0), input.device(), "MixUp", "indices");
+    checks::fail("MixUp mixing must be in [0, 1], got " + checks::num(s.mixing));
+  const at::Tensor perm = checks::as_indices(s.indices, input.size(0), input.device(), "MixUp", "indices");
   return functional::mix_with_partners(input, s.mixing, perm);
 }
 
@@ -33,9 +33,9 @@ namespace composer::kernels {
 /// Composer counterpart: `composer.functional.cutmix_batch(input, target, bbox=box, indices=π)[0]`.
 /// \throws std::invalid_argument for a non-image batch, a box outside the image or bad indices.
 [[nodiscard]] inline at::Tensor apply_stage(const stage::CutMix& s, const at::Tensor& input) {
-  functional::detail::check_image_batch(input, "CutMix");
+  checks::check_image_batch(input, "CutMix");
   functional::detail::check_bbox(s.box, input.size(2), input.size(3), "CutMix");
-  const at::Tensor perm = functional::detail::as_indices(s.indices, input.size(0), input.device(), "CutMix", "indices");
+  const at::Tensor perm = checks::as_indices(s.indices, input.size(0), input.device(), "CutMix", "indices");
   return functional::paste_partner_box(input, s.box, perm);
 }
 
@@ -52,11 +52,11 @@ namespace composer::kernels {
 /// Composer counterpart: torchvision's `Normalize` after `ToTensor`, as in Composer's data pipelines.
 /// \throws std::invalid_argument for a batch whose channel count is not the number of means.
 [[nodiscard]] inline at::Tensor apply_stage(const stage::Normalize& s, const at::Tensor& input) {
-  functional::detail::check_image_batch(input, "Normalize");
+  checks::check_image_batch(input, "Normalize");
   if (input.size(1) != static_cast<int64_t>(s.mean.size()) || s.mean.size() != s.stddev.size())
-    functional::detail::fail("Normalize has " + std::to_string(s.mean.size()) + " mean(s) and " +
+    checks::fail("Normalize has " + std::to_string(s.mean.size()) + " mean(s) and " +
                              std::to_string(s.stddev.size()) + " std(s) but the batch has " +
-                             std::to_string(input.size(1)) + " channels (shape " + functional::detail::shape_of(input) +
+                             std::to_string(input.size(1)) + " channels (shape " + checks::shape_of(input) +
                              ")");
   const auto shape = std::vector<int64_t>{1, input.size(1), 1, 1};
   const auto f32 = at::TensorOptions().dtype(at::kFloat).device(input.device());
