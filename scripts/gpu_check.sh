@@ -254,7 +254,7 @@ if wants build; then
     say "building everything with $jobs jobs (limit $t s)"
     # the nvcc targets first (the longest single compilations), then the rest; -k 0: as much as can be built
     first=()
-    for target in cuda_tests bench_fused_transforms_cuda; do
+    for target in cuda_tests cuda_trainer_tests fashion_mnist_cuda bench_fused_transforms_cuda; do
       ninja -C "$build_dir" -t query "$target" >/dev/null 2>&1 && first+=("$target")
     done
     timed "$t" "$out_dir/build.txt" ninja -C "$build_dir" -k 0 -j "$jobs" "${first[@]}" all

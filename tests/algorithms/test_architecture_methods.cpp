@@ -848,3 +848,22 @@ TEST_CASE("all four methods together train and resume bit-identically through a 
   auto untrained = make_resnet(8, 21, small);
   CHECK_FALSE(torch::equal(untrained->parameters()[0], reference_net->parameters()[0]));
 }
+
+TEST_CASE("check_stochastic_depth_arguments: Composer's checks, shared by apply_stochastic_depth and the policy") {
+  using composer_test::check_bad_argument;
+  CHECK_NOTHROW(cf::check_stochastic_depth_arguments("ResNetBasicBlock", "block", 0.0, "uniform"));
+  CHECK_NOTHROW(cf::check_stochastic_depth_arguments("ResNetBasicBlock", "sample", 1.0, "linear", 0.0));
+  CHECK_NOTHROW(cf::check_stochastic_depth_arguments("ResNetBasicBlock", "block", 0.2, "linear", 0.5));
+  check_bad_argument([] { cf::check_stochastic_depth_arguments("Bottleneck", "block", 0.2, "linear"); },
+                     {"target_layer_name 'Bottleneck' is not supported"});
+  check_bad_argument([] { cf::check_stochastic_depth_arguments("ResNetBasicBlock", "row", 0.2, "linear"); },
+                     {"row"});
+  check_bad_argument([] { cf::check_stochastic_depth_arguments("ResNetBasicBlock", "block", 1.5, "linear"); },
+                     {"drop_rate must be between 0 and 1, got 1.5"});
+  check_bad_argument([] { cf::check_stochastic_depth_arguments("ResNetBasicBlock", "block", 0.2, "cubic"); },
+                     {"drop_distribution", "'cubic'"});
+  check_bad_argument([] { cf::check_stochastic_depth_arguments("ResNetBasicBlock", "sample", 0.2, "linear", 0.1); },
+                     {"drop_warmup cannot be used with the 'sample' stochastic_method"});
+  check_bad_argument([] { cf::check_stochastic_depth_arguments("ResNetBasicBlock", "block", 0.2, "linear", -1.0); },
+                     {"drop_warmup must be a finite fraction of training >= 0, got -1"});
+}

@@ -776,3 +776,24 @@ TEST_CASE("the augmentation runs before the other algorithms at AFTER_DATALOADER
     CHECK(!torch::equal(engine.get<InputSnapshot>().seen, inputs));
   }
 }
+
+TEST_CASE("check_randaugment_arguments and check_augmix_arguments: one range for the functions and the policies") {
+  using composer_test::check_bad_argument;
+  CHECK_NOTHROW(cf::check_randaugment_arguments("RandAugment", 0, 0));
+  CHECK_NOTHROW(cf::check_randaugment_arguments("RandAugment", 10, 5));
+  check_bad_argument([] { cf::check_randaugment_arguments("who", 11, 2); },
+                     {"who severity", "0 <= severity <= 10", "11"});
+  check_bad_argument([] { cf::check_randaugment_arguments("who", 3, -1); }, {"who depth must be >= 0", "-1"});
+  check_bad_argument([] { RandAugment bad(3, -1); }, {"RandAugment depth must be >= 0", "-1"});
+
+  CHECK_NOTHROW(cf::check_augmix_arguments("AugMix", 3, -1, 3, 1.0));
+  CHECK_NOTHROW(cf::check_augmix_arguments("AugMix", 0, 1, 1, 0.01));
+  check_bad_argument([] { cf::check_augmix_arguments("who", -1, 1, 3, 1.0); }, {"who severity", "-1"});
+  check_bad_argument([] { cf::check_augmix_arguments("who", 3, 0, 3, 1.0); }, {"who depth must be -1", "got 0"});
+  check_bad_argument([] { cf::check_augmix_arguments("who", 3, -2, 3, 1.0); }, {"who depth", "got -2"});
+  check_bad_argument([] { cf::check_augmix_arguments("who", 3, 1, 0, 1.0); }, {"who width must be >= 1", "got 0"});
+  check_bad_argument([] { cf::check_augmix_arguments("who", 3, 1, 3, 0.0); }, {"who alpha must be a finite value > 0"});
+  check_bad_argument([] { cf::check_augmix_arguments("who", 3, 1, 3, std::numeric_limits<double>::infinity()); },
+                     {"who alpha", "inf"});
+  check_bad_argument([] { AugMix bad(3, 1, 0); }, {"AugMix width must be >= 1"});
+}

@@ -26,6 +26,8 @@
 #include <memory>
 #include <sstream>
 #include <stdexcept>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -373,6 +375,50 @@ TEST_CASE("layer_methods: low-precision layer and group norms equal the float on
   CHECK(lp->weight.unsafeGetTensorImpl() == ln->weight.unsafeGetTensorImpl());
   const auto v = torch::randn({3, 5});
   CHECK(torch::equal(lp->forward(v), ln->forward(v)));
+}
+
+TEST_CASE("layer_methods: the shared low-precision norm surgery replaces only its own kind, once, under amp only") {
+  torch::manual_seed(9);
+  auto mlp = Mlp();
+  auto gnet = GroupNet();
+  // the group-norm surgery finds no GroupNorm in the MLP; the layer-norm surgery none in the conv net
+  CHECK(fn::apply_low_precision_norm<mod::LPGroupNormImpl>(*mlp, composer::Precision::amp_bf16, {}).count() == 0);
+  CHECK(fn::apply_low_precision_norm<mod::LPLayerNormImpl>(*gnet, composer::Precision::amp_fp16, {}).count() == 0);
+  CHECK(count_module_instances<torch::nn::LayerNormImpl>(*mlp) == 1);
+  // fp32: nothing changes
+  CHECK(fn::apply_low_precision_norm<mod::LPGroupNormImpl>(*gnet, composer::Precision::fp32, {}).count() == 0);
+  CHECK(count_module_instances<mod::LPGroupNormImpl>(*gnet) == 0);
+  // amp: the norm is replaced, its parameter tensors kept; a second pass finds it already replaced
+  const auto weight = gnet->named_parameters()["norm.weight"];
+  CHECK(fn::apply_low_precision_norm<mod::LPGroupNormImpl>(*gnet, composer::Precision::amp_fp16, {}).count() == 1);
+  CHECK(count_module_instances<mod::LPGroupNormImpl>(*gnet) == 1);
+  CHECK(count_module_instances<mod::LPLayerNormImpl>(*gnet) == 0);
+  CHECK(gnet->named_parameters()["norm.weight"].unsafeGetTensorImpl() == weight.unsafeGetTensorImpl());
+  CHECK(fn::apply_low_precision_norm<mod::LPGroupNormImpl>(*gnet, composer::Precision::amp_fp16, {}).count() == 0);
+}
+
+TEST_CASE("layer_methods: LowPrecisionLayerNorm and LowPrecisionGroupNorm keep their names, placements and checks") {
+  static_assert(!std::is_same_v<alg::LowPrecisionLayerNorm, alg::LowPrecisionGroupNorm>);
+  static_assert(composer::placement_of<alg::LowPrecisionLayerNorm> == composer::Placement::last);
+  static_assert(composer::placement_of<alg::LowPrecisionGroupNorm> == composer::Placement::declared);
+  CHECK(std::string(alg::LowPrecisionLayerNorm::name) == "LowPrecisionLayerNorm");
+  CHECK(std::string(alg::LowPrecisionGroupNorm::name) == "LowPrecisionGroupNorm");
+  CHECK(alg::LowPrecisionLayerNorm().options().apply_at == composer::Event::INIT);
+  CHECK(alg::LowPrecisionGroupNorm(composer::Event::AFTER_LOAD).options().apply_at == composer::Event::AFTER_LOAD);
+  const alg::LowPrecisionGroupNormOptions before_load{.apply_at = composer::Event::BEFORE_LOAD};
+  CHECK(alg::LowPrecisionGroupNorm(before_load).options().apply_at == composer::Event::BEFORE_LOAD);
+  CHECK_THROWS_WITH_AS(alg::LowPrecisionLayerNorm(composer::Event::FIT_START),
+                       doctest::Contains("LowPrecisionLayerNorm apply_at must be INIT, BEFORE_LOAD or AFTER_LOAD"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(alg::LowPrecisionGroupNorm({.apply_at = composer::Event::BATCH_END}),
+                       doctest::Contains("LowPrecisionGroupNorm apply_at must be INIT, BEFORE_LOAD or AFTER_LOAD"),
+                       std::invalid_argument);
+  torch::nn::LayerNorm ln(torch::nn::LayerNormOptions({5}));
+  torch::nn::GroupNorm gn(torch::nn::GroupNormOptions(2, 4));
+  CHECK(mod::LPLayerNorm(*ln)->name() == "LPLayerNorm");
+  CHECK(mod::LPGroupNorm(*gn)->name() == "LPGroupNorm");
+  CHECK(mod::LPGroupNormImpl::from_groupnorm(*gn)->options.num_groups() == 2);
+  CHECK(mod::LPLayerNormImpl::from_layernorm(*ln)->options.normalized_shape() == std::vector<std::int64_t>{5});
 }
 
 // Turns CPU autocast on in bfloat16 for its lifetime (and back off after).

@@ -12,12 +12,15 @@
 #include <composer/functional/gradient_clipping.hpp>
 #include <composer/functional/layer_freezing.hpp>
 #include <composer/io/files.hpp>
+#include <composer/trainer/state_archive.hpp>
 #include <composer/trainer/trainer.hpp>
 
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <map>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -878,4 +881,62 @@ TEST_CASE("SWA: a resumed run equals an uninterrupted one, the running average i
   resumed.fit();
   CHECK(resumed.get<alg::SWA>().num_averaged() == reference.get<alg::SWA>().num_averaged());
   CHECK(all_equal(snapshot(*resumed_net), snapshot(*reference_net)));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The checkpoint archive helpers EMA and SWA share, and the argument checks the policies share with the
+// functional forms
+
+TEST_CASE("state archive: whole numbers and named tensors come back with their names, order and values") {
+  torch::serialize::OutputArchive out;
+  composer::write_archived_integer(out, "flag", 1);
+  composer::write_archived_integer(out, "count", -(std::int64_t{1} << 40));
+  composer::NamedTensors tensors;
+  tensors.insert("layer.weight", torch::tensor({{1.5, -2.0}, {0.25, 4.0}}));
+  tensors.insert("a.bias", torch::tensor({7, 8, 9}, torch::kLong));
+  tensors.insert("z.running_mean", torch::zeros({0}));
+  composer::write_named_tensors(out, "parameters", tensors);
+  composer::write_named_tensors(out, "empty", composer::NamedTensors());
+  out.write("not_names/names", torch::ones({1}));
+  std::ostringstream bytes;
+  out.save_to(bytes);
+
+  torch::serialize::InputArchive in;
+  std::istringstream source(bytes.str());
+  in.load_from(source);
+  CHECK(composer::read_archived_integer(in, "flag") == 1);
+  CHECK(composer::read_archived_integer(in, "count") == -(std::int64_t{1} << 40));
+  const composer::NamedTensors back = composer::read_named_tensors(in, "parameters");
+  REQUIRE(back.size() == 3);
+  CHECK(back.keys() == std::vector<std::string>{"layer.weight", "a.bias", "z.running_mean"});
+  for (const auto& item : tensors) {
+    CHECK(torch::equal(back[item.key()], item.value()));
+    CHECK((back[item.key()].scalar_type() == item.value().scalar_type()));
+  }
+  CHECK(composer::read_named_tensors(in, "empty").is_empty());
+  CHECK_THROWS_AS(composer::read_named_tensors(in, "not_names"), std::runtime_error);
+  CHECK_THROWS(composer::read_archived_integer(in, "missing"));
+}
+
+TEST_CASE("check_freeze_arguments and check_clipping_arguments: the ranges LayerFreezing and GradientClipping accept") {
+  CHECK_NOTHROW(cf::check_freeze_arguments(0.0, 0.0));
+  CHECK_NOTHROW(cf::check_freeze_arguments(0.99, 1.0));
+  CHECK_THROWS_WITH_AS(cf::check_freeze_arguments(1.0, 0.5),
+                       doctest::Contains("freeze_start must be in [0, 1), got 1"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(cf::check_freeze_arguments(0.5, 1.5),
+                       doctest::Contains("freeze_level must be in [0, 1], got 1.5"), std::invalid_argument);
+  CHECK_THROWS_AS(cf::check_freeze_arguments(std::nan(""), 0.5), std::invalid_argument);
+  // the policy refuses exactly what the function refuses
+  CHECK_THROWS_AS(alg::LayerFreezing({.freeze_start = 1.0}), std::invalid_argument);
+  CHECK_THROWS_AS(alg::LayerFreezing({.freeze_level = -0.1}), std::invalid_argument);
+
+  CHECK_NOTHROW(cf::check_clipping_arguments("norm", 0.0));
+  CHECK_NOTHROW(cf::check_clipping_arguments("value", 1.0));
+  CHECK_NOTHROW(cf::check_clipping_arguments("adaptive", 0.01));
+  CHECK_THROWS_WITH_AS(cf::check_clipping_arguments("l2", 1.0), doctest::Contains("clipping_type must be"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(cf::check_clipping_arguments("norm", -1.0),
+                       doctest::Contains("clipping_threshold must be a non-negative number, got -1"),
+                       std::invalid_argument);
+  CHECK_THROWS_AS(alg::GradientClipping({.clipping_type = "l2", .clipping_threshold = 1.0}), std::invalid_argument);
 }

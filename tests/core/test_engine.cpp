@@ -238,3 +238,96 @@ TEST_CASE("policies keep their own members between events") {
   engine.run<Event::EVAL_START>();  // not handled
   CHECK(engine.get<0>().calls == 2);
 }
+
+namespace protocol_test {
+// Stand-ins for the checkpoint archives and a fused stage: the protocol checks are generic over them.
+struct Archive {};
+struct Stage {};
+
+struct ConstSaver {
+  void save_state(Archive&) const {}
+  void load_state(Archive&) {}
+};
+struct MutableSaver {
+  void save_state(Archive&) {}
+};
+struct LoadsIntoState {
+  void load_state(Archive&, engine_test::TraceState&) {}
+};
+struct LoadsIntoOtherState {
+  void load_state(Archive&, int&) {}
+};
+// close() on its own next to close(const State&), as MetricsFile has: the second is the one the Engine calls.
+struct OverloadedClose {
+  void close() {}
+  void close(const engine_test::TraceState&) {}
+};
+struct CloseWithoutState {
+  void close() {}
+};
+struct TemplateLogger {
+  void log_metrics(const composer::Metrics&, const auto&) {}
+};
+struct StatelessLogger {
+  void log_hyperparameters(const composer::Hyperparameters&) {}
+};
+struct Staged {
+  using stage_type = Stage;
+  static constexpr Event stage_event = Event::BEFORE_FORWARD;
+  Stage draw(const engine_test::TraceState&) const { return {}; }
+};
+struct StageOfOtherType {
+  using stage_type = Stage;
+  static constexpr Event stage_event = Event::BEFORE_FORWARD;
+  const Stage& draw(engine_test::TraceState&);
+};
+struct EventWithoutStage {
+  static constexpr Event stage_event = Event::AFTER_DATALOADER;
+};
+struct NonConstGuard {
+  bool match(Event, engine_test::TraceState&) { return true; }
+};
+struct NamedByFunction {
+  const char* name() const { return "x"; }
+};
+struct NoMembers {};
+}  // namespace protocol_test
+
+TEST_CASE("the policy protocol sees members declared in any form and tells the forms the library calls") {
+  namespace d = composer::detail;
+  using namespace protocol_test;
+  using engine_test::TraceState;
+
+  static_assert(d::declares_save_state<ConstSaver> && d::saves_state_in_form<ConstSaver>);
+  static_assert(d::declares_load_state<ConstSaver> && d::loads_state_in_form<ConstSaver, TraceState>);
+  static_assert(d::declares_save_state<MutableSaver> && !d::saves_state_in_form<MutableSaver>);
+  static_assert(!d::declares_load_state<MutableSaver>);
+  static_assert(d::declares_load_state<LoadsIntoState> && d::loads_state_in_form<LoadsIntoState, TraceState>);
+  static_assert(d::declares_load_state<LoadsIntoOtherState> &&
+                !d::loads_state_in_form<LoadsIntoOtherState, TraceState>);
+
+  static_assert(d::declares_close<OverloadedClose> && d::closes_in_form<OverloadedClose, TraceState>);
+  static_assert(d::declares_close<CloseWithoutState> && !d::closes_in_form<CloseWithoutState, TraceState>);
+  static_assert(d::declares_post_close<engine_test::Closer> && d::declares_close<engine_test::Closer>);
+
+  static_assert(d::declares_log_metrics<TemplateLogger> && d::logs_metrics_in_form<TemplateLogger, TraceState>);
+  static_assert(d::declares_log_hyperparameters<StatelessLogger> &&
+                !d::logs_hyperparameters_in_form<StatelessLogger, TraceState>);
+  static_assert(d::declares_log_metrics<engine_test::Sink> && d::logs_metrics_in_form<engine_test::Sink, TraceState>);
+
+  static_assert(d::declares_stage<Staged> && d::stage_event_in_form<Staged> && d::stage_draw_in_form<Staged, TraceState>());
+  static_assert(d::declares_stage<StageOfOtherType> && !d::stage_draw_in_form<StageOfOtherType, TraceState>());
+  static_assert(d::declares_stage<EventWithoutStage> && !d::declares_stage_type<EventWithoutStage>);
+
+  static_assert(d::declares_match<NonConstGuard> && !composer::has_match_guard<NonConstGuard, TraceState>);
+  static_assert(d::declares_match<engine_test::Guarded> && composer::has_match_guard<engine_test::Guarded, TraceState>);
+  static_assert(d::declares_name<NamedByFunction> && !d::name_in_form<NamedByFunction>);
+
+  static_assert(!d::declares_save_state<NoMembers> && !d::declares_load_state<NoMembers> && !d::declares_close<NoMembers> &&
+                !d::declares_log_metrics<NoMembers> && !d::declares_match<NoMembers> && !d::declares_stage<NoMembers> &&
+                !d::declares_name<NoMembers> && !d::declares_touches_inputs<NoMembers>);
+
+  // Every policy of the step engine passes the whole protocol.
+  CHECK(composer::policy_check<engine_test::Sink, TraceState>::value);
+  CHECK(composer::policy_check<engine_test::Closer, TraceState>::value);
+}

@@ -1,7 +1,9 @@
-// The expectation of the CUDA fused-transform tests, shared by the GPU suite (test_fused_cuda.cu, on the device)
-// and its host-side run (test_fused_cuda_host.cu, on the CPU): a configuration of the stages, how a transform is
-// set from it, and the eager ATen sequence a transform with a given stage pack must reproduce. Both runs build
-// their expectation here, so that the one CI runs without a GPU checks the same expectation the GPU run checks.
+// The expectation of the fused-transform tests, shared by the CPU kernel's tests (tests/kernels/test_fused_cpu.cpp,
+// test_fused_cutmix.cpp), the GPU suite (test_fused_cuda.cu, on the device) and its host-side run
+// (test_fused_cuda_host.cu, on the CPU): a configuration of the stages, how a transform is set from it, the eager
+// ATen sequence a transform with a given stage pack must reproduce (batch_stages.hpp states it), the comparison with
+// it, and the random cases. Every run builds its expectation here, so that the CPU kernel, the GPU kernel and the
+// host run of the GPU kernel's threads are checked against one reference.
 // Include after LibTorch (doctest's macros must not be shadowed by glog's).
 #pragma once
 
@@ -128,6 +130,25 @@ at::Tensor expected_targets(const at::Tensor& labels, int64_t num_classes, const
     t = t.mul(area) + t.index_select(0, kept.cut_perm.to(t.device())).mul(1.0 - area);
   }
   return t;
+}
+
+// Compares a transform's output with the expectation (on the CPU, in float32): same shape, no NaN, and
+// allclose(rtol, atol); reports the largest error.
+inline void check_close(const at::Tensor& actual, const at::Tensor& expected, double rtol, double atol = 1e-5) {
+  REQUIRE(actual.sizes() == expected.sizes());
+  const at::Tensor a = actual.to(at::kFloat).cpu();
+  const at::Tensor e = expected.to(at::kFloat).cpu();
+  CHECK_FALSE(a.isnan().any().item<bool>());
+  const double max_err = (a - e).abs().max().item<double>();
+  CAPTURE(max_err);
+  CHECK(at::allclose(a, e, rtol, atol));
+}
+
+// The memory format of a fused transform's output for `input`: channels-last for channels-last input, NCHW
+// otherwise.
+inline at::MemoryFormat output_format_for(const at::Tensor& input) {
+  return !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast) ? at::MemoryFormat::ChannelsLast
+                                                                                       : at::MemoryFormat::Contiguous;
 }
 
 // The relative tolerance of a comparison with the eager float32 sequence for each output dtype.

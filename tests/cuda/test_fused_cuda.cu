@@ -37,6 +37,7 @@ namespace {
 using composer_test::check_bad_argument;
 // The expectation (shared with the host-side run, test_fused_cuda_host.cu): eager(x, setup) applies every stage of
 // the setup, expected_images<S...>(x, setup) only those of the pack S....
+using composer_test::fused::check_close;
 using composer_test::fused::configure;
 using composer_test::fused::eager;
 using composer_test::fused::expected_images;
@@ -62,21 +63,6 @@ Setup random_setup(const Shape& s, bool mix, bool cutmix, bool cutout, bool norm
   return composer_test::fused::random_setup(s, mix, cutmix, cutout, norm, device());
 }
 
-void check_close(const at::Tensor& actual, const at::Tensor& expected, double rtol, double atol = 1e-5) {
-  REQUIRE(actual.sizes() == expected.sizes());
-  const at::Tensor a = actual.to(at::kFloat).cpu();
-  const at::Tensor e = expected.to(at::kFloat).cpu();
-  CHECK_FALSE(a.isnan().any().item<bool>());
-  const double max_err = (a - e).abs().max().item<double>();
-  CAPTURE(max_err);
-  CHECK(at::allclose(a, e, rtol, atol));
-}
-
-at::MemoryFormat format_for(const at::Tensor& input) {
-  return !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast) ? at::MemoryFormat::ChannelsLast
-                                                                                       : at::MemoryFormat::Contiguous;
-}
-
 // Runs the transform with the stage pack S... on `input` into a NaN-poisoned caller buffer and into the internal
 // buffer (twice, poisoning it in between), with value checks on and off, and compares with the eager sequence of
 // the pack's stages (the setup may hold more stages than the pack: those are left out of both).
@@ -86,7 +72,7 @@ void check_against_eager(const at::Tensor& input, const Setup& setup, at::Scalar
   configure(t, setup);
   const at::Tensor expected = expected_images<S...>(input, setup);
   const double rtol = rtol_for(out_dtype);
-  const at::MemoryFormat fmt = format_for(input);
+  const at::MemoryFormat fmt = composer_test::fused::output_format_for(input);
 
   at::Tensor out = at::full(input.sizes(), std::numeric_limits<float>::quiet_NaN(), on_device().dtype(out_dtype))
                        .contiguous(fmt);

@@ -34,6 +34,7 @@ namespace kd = composer::kernels::cuda::detail;
 namespace cf = composer::functional;
 namespace st = composer::kernels::stage;
 using composer::kernels::StageParameters;
+using composer_test::fused::check_close;
 using composer_test::fused::configure;
 using composer_test::fused::expected_images;
 using composer_test::fused::expected_targets;
@@ -64,16 +65,6 @@ const int64_t* pointer(const at::Tensor& t) { return t.defined() ? t.data_ptr<in
 
 // How often each load mode was chosen.
 std::array<int, 3> g_modes{};
-
-void check_close(const at::Tensor& actual, const at::Tensor& expected, double rtol, double atol = 1e-5) {
-  REQUIRE(actual.sizes() == expected.sizes());
-  const at::Tensor a = actual.to(at::kFloat);
-  const at::Tensor e = expected.to(at::kFloat);
-  CHECK_FALSE(a.isnan().any().item<bool>());
-  const double max_err = (a - e).abs().max().item<double>();
-  CAPTURE(max_err);
-  CHECK(at::allclose(a, e, rtol, atol));
-}
 
 // What the transform with the stage pack S... does for one image call, with the kernel's threads run on the host:
 // the input's layout, an output in the transform's format poisoned with NaN, the arguments packed by

@@ -10,6 +10,7 @@
 // After LibTorch: some LibTorch builds log through glog, whose CHECK macros must not shadow doctest's.
 #include <doctest/doctest.h>
 
+#include "../cuda/fused_reference.hpp"
 #include "../support/error_messages.hpp"
 
 #include <cmath>
@@ -27,95 +28,23 @@ namespace {
 using composer_test::check_bad_argument;
 using composer_test::invalid_argument_message;
 
-struct Shape {
-  int64_t n, c, h, w;
-};
+// The reference shared with the CUDA kernel's tests (fused_reference.hpp): the setup of the stages, how a transform
+// is set from it, the eager sequence and the comparison with it.
+using composer_test::fused::check_close;
+using composer_test::fused::configure;
+using composer_test::fused::eager;
+using composer_test::fused::Layout;
+using composer_test::fused::Setup;
+using composer_test::fused::Shape;
 
-// One configuration of the pixel stages; a disengaged optional leaves the stage out of the eager reference.
-struct Setup {
-  std::optional<double> mixing;
-  torch::Tensor perm;
-  std::optional<std::vector<cf::CutoutHole>> holes;
-  std::optional<std::vector<double>> mean;
-  std::optional<std::vector<double>> stddev;
-};
-
+// The shared cases with their tensors on the CPU: uint8 or float32 input, NCHW or channels-last.
 torch::Tensor random_input(const Shape& s, bool u8, bool channels_last) {
-  torch::Tensor x = u8 ? torch::randint(0, 256, {s.n, s.c, s.h, s.w}, torch::TensorOptions().dtype(torch::kByte))
-                       : torch::randn({s.n, s.c, s.h, s.w}) * 2.0 + 0.5;
-  if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-  return x;
+  return composer_test::fused::random_input(s, u8 ? torch::kByte : torch::kFloat,
+                                            channels_last ? Layout::channels_last : Layout::nchw, torch::kCPU);
 }
-
-// The eager sequence the fused transform must reproduce.
-torch::Tensor eager(const torch::Tensor& input, const Setup& setup) {
-  torch::Tensor x = input.scalar_type() == torch::kByte ? input.to(torch::kFloat).div(255.0) : input;
-  if (setup.mixing) {
-    const torch::Tensor dummy = torch::zeros({x.size(0)}, torch::TensorOptions().dtype(torch::kLong));
-    x = cf::mixup_batch(x, dummy, *setup.mixing, setup.perm).input_mixed;
-  }
-  if (setup.holes) x = cf::cutout_batch(x, *setup.holes);
-  if (setup.mean) {
-    const int64_t c = x.size(1);
-    const torch::Tensor mean = torch::tensor(*setup.mean, torch::TensorOptions().dtype(torch::kDouble))
-                                   .to(torch::kFloat)
-                                   .view({1, c, 1, 1});
-    const torch::Tensor sd = torch::tensor(*setup.stddev, torch::TensorOptions().dtype(torch::kDouble))
-                                 .to(torch::kFloat)
-                                 .view({1, c, 1, 1});
-    x = (x - mean) / sd;
-  }
-  return x;
-}
-
-std::vector<double> random_values(int64_t c, double lo, double hi) {
-  const torch::Tensor t = torch::rand({c}, torch::TensorOptions().dtype(torch::kDouble)) * (hi - lo) + lo;
-  return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + c);
-}
-
-Setup random_setup(const Shape& s, bool mix, bool cut, bool norm) {
-  Setup setup;
-  if (mix) {
-    setup.mixing = torch::rand({1}, torch::TensorOptions().dtype(torch::kDouble)).item<double>() * 0.5;
-    setup.perm = torch::randperm(s.n, torch::TensorOptions().dtype(torch::kLong));
-  }
-  if (cut) {
-    std::vector<cf::CutoutHole> holes = cf::sample_cutout_holes(s.h, s.w, 2, std::max<int64_t>(2, s.h / 2));
-    holes.push_back({0, 0, std::min<int64_t>(2, s.h), std::min<int64_t>(3, s.w)});              // top-left corner
-    holes.push_back({std::max<int64_t>(0, s.h - 2), std::max<int64_t>(0, s.w - 3), s.h, s.w});  // bottom-right
-    holes.push_back({s.h / 2, 0, s.h / 2 + 1, s.w});                                             // a full row
-    holes.push_back({1 % (s.h + 1), 1 % (s.w + 1), 1 % (s.h + 1), 1 % (s.w + 1)});              // empty
-    setup.holes = holes;
-  }
-  if (norm) {
-    setup.mean = random_values(s.c, -0.5, 0.8);
-    setup.stddev = random_values(s.c, 0.2, 1.5);
-  }
-  return setup;
-}
-
-template <class... S>
-void configure(ck::FusedBatchTransform<S...>& t, const Setup& setup) {
-  using T = ck::FusedBatchTransform<S...>;
-  if constexpr (T::template has<st::MixUp>) {
-    t.template get<st::MixUp>().mixing = *setup.mixing;
-    t.template get<st::MixUp>().indices = setup.perm;
-  }
-  if constexpr (T::template has<st::CutOut>) t.template get<st::CutOut>().holes = *setup.holes;
-  if constexpr (T::template has<st::Normalize>) {
-    t.template get<st::Normalize>().mean = *setup.mean;
-    t.template get<st::Normalize>().stddev = *setup.stddev;
-  }
-}
-
-void check_close(const torch::Tensor& actual, const torch::Tensor& expected, double rtol, double atol) {
-  REQUIRE(actual.sizes() == expected.sizes());
-  const torch::Tensor a = actual.to(torch::kFloat);
-  const torch::Tensor e = expected.to(torch::kFloat);
-  CHECK_FALSE(a.isnan().any().item<bool>());
-  const double max_err = (a - e).abs().max().item<double>();
-  CAPTURE(max_err);
-  CHECK(torch::allclose(a, e, rtol, atol));
+// A random setup of MixUp, CutOut and Normalize (the CutMix cases are in test_fused_cutmix.cpp).
+Setup random_setup(const Shape& s, bool mix, bool cutout, bool norm) {
+  return composer_test::fused::random_setup(s, mix, false, cutout, norm, torch::kCPU);
 }
 
 // Runs the transform with the stage pack S... on `input` into a NaN-poisoned caller buffer and into the internal
@@ -125,13 +54,14 @@ void check_against_eager(const torch::Tensor& input, const Setup& setup, torch::
   ck::FusedBatchTransform<S...> t;
   configure(t, setup);
   const torch::Tensor expected = eager(input, setup);
-  const bool cl = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
+  const at::MemoryFormat fmt = composer_test::fused::output_format_for(input);
+  const bool cl = fmt == at::MemoryFormat::ChannelsLast;
   const double rtol = out_dtype == torch::kFloat ? 1e-5 : 8e-3;
   const double atol = out_dtype == torch::kFloat ? 1e-5 : 1e-5;
 
   torch::Tensor out = torch::full(input.sizes(), std::numeric_limits<float>::quiet_NaN(),
                                   torch::TensorOptions().dtype(out_dtype))
-                          .contiguous(cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+                          .contiguous(fmt);
   t.transform_input_into(input, out);
   check_close(out, expected, rtol, atol);
 
@@ -306,7 +236,7 @@ TEST_CASE("fused: images and targets in one call; buffers are reused") {
   const double m = *setup.mixing;
   CHECK(torch::allclose(targets,
                         cf::smooth_labels(logits, labels, 0.2).mul(1.0 - m) +
-                            cf::smooth_labels(logits, labels.index_select(0, setup.perm), 0.2).mul(m),
+                            cf::smooth_labels(logits, labels.index_select(0, setup.mix_perm), 0.2).mul(m),
                         1e-6, 1e-7));
 
   const void* image_ptr = images.data_ptr();
@@ -373,16 +303,16 @@ TEST_CASE("fused: bad arguments are rejected with composer: messages") {
     check_bad_argument([&] { (void)t.transform_input(x.to(torch::kDouble)); }, {"uint8 or float32", "Double"});
     check_bad_argument([&] { (void)t.transform_input(x[0]); }, {"4-D", "[3, 6, 8]"});
     check_bad_argument([&] { (void)t.transform_input(torch::Tensor()); }, {"defined"});
-    check_bad_argument([&] { (void)t.transform_input(x, torch::kInt); }, {"float32, bfloat16 or float16", "Int"});
+    check_bad_argument([&] { (void)t.transform_input(x, torch::kInt); }, {"float32, float16 or bfloat16", "Int"});
 
     torch::Tensor wrong_shape = torch::empty({4, 3, 6, 7});
     check_bad_argument([&] { t.transform_input_into(x, wrong_shape); }, {"out must have the input's shape"});
     torch::Tensor wrong_layout = torch::empty({4, 3, 6, 8}).contiguous(at::MemoryFormat::ChannelsLast);
-    check_bad_argument([&] { t.transform_input_into(x, wrong_layout); }, {"contiguous in the input's layout", "NCHW"});
+    check_bad_argument([&] { t.transform_input_into(x, wrong_layout); }, {"contiguous in the output layout", "NCHW", "strides [144, 1, 24, 3]"});
     torch::Tensor aliased = x;
     check_bad_argument([&] { t.transform_input_into(x, aliased); }, {"must not overlap"});
     torch::Tensor wrong_dtype = torch::empty({4, 3, 6, 8}, torch::TensorOptions().dtype(torch::kDouble));
-    check_bad_argument([&] { t.transform_input_into(x, wrong_dtype); }, {"float32, bfloat16 or float16", "Double"});
+    check_bad_argument([&] { t.transform_input_into(x, wrong_dtype); }, {"float32, float16 or bfloat16", "Double"});
   }
   {
     All t = make();

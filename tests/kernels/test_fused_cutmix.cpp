@@ -8,6 +8,8 @@
 
 #include <doctest/doctest.h>
 
+#include "../cuda/fused_reference.hpp"
+
 #include <limits>
 #include <optional>
 #include <string>
@@ -19,30 +21,20 @@ namespace st = composer::kernels::stage;
 
 namespace {
 
-struct Case {
-  int64_t n, c, h, w;
-  cf::BBox box;
-};
-
-torch::Tensor random_images(const Case& k, bool u8, bool channels_last) {
-  torch::Tensor x = u8 ? torch::randint(0, 256, {k.n, k.c, k.h, k.w}).to(torch::kByte)
-                       : torch::randn({k.n, k.c, k.h, k.w}) * 2.0 + 0.5;
-  return channels_last ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
-}
-
-torch::Tensor channel_view(const std::vector<double>& v) {
-  return torch::tensor(v, torch::TensorOptions().dtype(torch::kDouble)).to(torch::kFloat).view({1, -1, 1, 1});
-}
+using composer_test::fused::eager;
+using composer_test::fused::Layout;
+using composer_test::fused::output_format_for;
+using composer_test::fused::Setup;
+using composer_test::fused::Shape;
 
 // Poisons `out`, runs the fused transform into it, and returns it as float32.
 template <class T>
 torch::Tensor fused_into(T& transform, const torch::Tensor& x, at::ScalarType dtype) {
-  const bool cl = !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
-  torch::Tensor out = torch::empty(x.sizes(), torch::TensorOptions().dtype(dtype).memory_format(
-                                                  cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+  const at::MemoryFormat fmt = output_format_for(x);
+  torch::Tensor out = torch::empty(x.sizes(), torch::TensorOptions().dtype(dtype).memory_format(fmt));
   out.fill_(std::numeric_limits<float>::quiet_NaN());
   transform.transform_input_into(x, out);
-  CHECK(out.is_contiguous(cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+  CHECK(out.is_contiguous(fmt));
   return out.to(torch::kFloat);
 }
 
@@ -71,7 +63,7 @@ TEST_CASE("fused CutMix equals cutmix_batch, alone and after MixUp, before CutOu
         for (const bool u8 : {false, true}) {
           for (const bool cl : {false, true}) {
             const int64_t c = cl ? 3 : 2;
-            const Case k{n, c, h, w, box};
+            const Shape shape{n, c, h, w};
             CAPTURE(n);
             CAPTURE(h);
             CAPTURE(w);
@@ -81,9 +73,8 @@ TEST_CASE("fused CutMix equals cutmix_batch, alone and after MixUp, before CutOu
             CAPTURE(box.y1);
             CAPTURE(box.x2);
             CAPTURE(box.y2);
-            const torch::Tensor x = random_images(k, u8, cl);
-            const torch::Tensor y = torch::randint(0, 4, {n});
-            const torch::Tensor xf = u8 ? x.to(torch::kFloat).div(255.0) : x;
+            const torch::Tensor x = composer_test::fused::random_input(
+                shape, u8 ? torch::kByte : torch::kFloat, cl ? Layout::channels_last : Layout::nchw, torch::kCPU);
             const torch::Tensor pi_mix = torch::randperm(n);
             const torch::Tensor pi_cut = torch::randperm(n);
             const double m = 0.37;
@@ -94,7 +85,7 @@ TEST_CASE("fused CutMix equals cutmix_batch, alone and after MixUp, before CutOu
             {
               ck::FusedBatchTransform<st::CutMix> t;
               t.get<st::CutMix>() = {box, pi_cut};
-              const torch::Tensor expected = cf::cutmix_batch(xf, y, box, pi_cut).input_mixed;
+              const torch::Tensor expected = eager(x, Setup{.box = box, .cut_perm = pi_cut});
               for (const auto dtype : {torch::kFloat, torch::kBFloat16, torch::kHalf}) {
                 const torch::Tensor got = fused_into(t, x, dtype);
                 CHECK(torch::allclose(got, expected, 0, tolerance(dtype, 8.0)));
@@ -107,10 +98,8 @@ TEST_CASE("fused CutMix equals cutmix_batch, alone and after MixUp, before CutOu
               t.get<st::CutMix>() = {box, pi_cut};
               t.get<st::CutOut>() = {holes};
               t.get<st::Normalize>() = {mean, sd};
-              torch::Tensor e = cf::mixup_batch(xf, y, m, pi_mix).input_mixed;
-              e = cf::cutmix_batch(e, y, box, pi_cut).input_mixed;
-              e = cf::cutout_batch(e, holes);
-              e = (e - channel_view(mean)) / channel_view(sd);
+              const torch::Tensor e = eager(x, Setup{.mixing = m, .mix_perm = pi_mix, .box = box, .cut_perm = pi_cut,
+                                                      .holes = holes, .mean = mean, .stddev = sd});
               const torch::Tensor got = fused_into(t, x, torch::kFloat);
               CHECK(torch::allclose(got, e, 1e-5, 1e-5));
             }

@@ -444,3 +444,176 @@ TEST_CASE("bad trainer arguments are clear errors") {
                                        .progress_bar = false});
   CHECK_THROWS_WITH_AS(mismatched.fit(), doctest::Contains("4 inputs but 3 targets"), std::invalid_argument);
 }
+
+TEST_CASE("TrainerOptions::validate names the first option that cannot work") {
+  auto net = make_linear();
+  CHECK_NOTHROW(composer::TrainerOptions{}.validate());
+  auto message = [](const composer::TrainerOptions& options) {
+    try {
+      options.validate();
+    } catch (const std::invalid_argument& error) {
+      return std::string(error.what());
+    }
+    return std::string("accepted");
+  };
+  CHECK(message({.device_train_microbatch_size = 0}) == "composer: device_train_microbatch_size must be positive, got 0");
+  CHECK(message({.scale_schedule_ratio = 0.0}) == "composer: scale_schedule_ratio must be positive");
+  CHECK(message({.eval_interval = Time("3sp")}) == "composer: eval_interval must be in ep or ba, got 3sp");
+  CHECK(message({.save_folder = "somewhere", .save_interval = Time("0ba")}) ==
+        "composer: save_interval must be positive when save_folder is set");
+  CHECK(message({.save_interval = Time("0ba")}) == "accepted");
+  CHECK(message({.precision = composer::Precision::amp_bf16}) == "composer: precision amp_bf16 needs a CUDA device");
+  CHECK(message({.optimizers = {nullptr}}) == "composer: an optimizer in the options is null");
+  CHECK(message({.max_duration = Time("4ep"), .scale_schedule_ratio = 0.5}) ==
+        "composer: scale_schedule_ratio needs at least one scheduler");
+  const composer::Scheduler constant = [](const composer::State&, double) { return 1.0; };
+  CHECK(message({.max_duration = Time("1ba"), .schedulers = {constant}, .scale_schedule_ratio = 0.25}) ==
+        "composer: scale_schedule_ratio 0.250000 scales max_duration 1ba to zero");
+  // the Trainer refuses the same options with the same message
+  CHECK_THROWS_WITH_AS(composer::Trainer<>(net, {.scale_schedule_ratio = -1.0, .progress_bar = false}),
+                       "composer: scale_schedule_ratio must be positive", std::invalid_argument);
+  // the scaled duration is what the trainer trains for
+  const composer::TrainerOptions scaled{.max_duration = Time("4ep"), .schedulers = {constant}, .scale_schedule_ratio = 0.5};
+  CHECK(message(scaled) == "accepted");
+  CHECK(*scaled.scaled_max_duration() == Time("2ep"));
+  CHECK_FALSE(composer::TrainerOptions{}.scaled_max_duration().has_value());
+}
+
+TEST_CASE("seed_everything seeds LibTorch's generator and returns the seed") {
+  CHECK(composer::seed_everything(42, torch::kCPU, false) == 42);
+  const auto first = torch::rand({5});
+  composer::seed_everything(42, torch::kCPU, false);
+  CHECK(torch::equal(first, torch::rand({5})));
+  composer::seed_everything(43, torch::kCPU, false);
+  CHECK_FALSE(torch::equal(first, torch::rand({5})));
+}
+
+TEST_CASE("interval_crossed fires when the clock passes a multiple of the interval in its unit") {
+  const composer::Timestamp start;
+  const composer::Timestamp one = start.to_next_batch(4);
+  const composer::Timestamp two = one.to_next_batch(4);
+  CHECK_FALSE(composer::interval_crossed(Time("2ba"), composer::TimeUnit::BATCH, start, one));
+  CHECK(composer::interval_crossed(Time("2ba"), composer::TimeUnit::BATCH, one, two));
+  CHECK_FALSE(composer::interval_crossed(Time("2ba"), composer::TimeUnit::EPOCH, one, two));
+  CHECK_FALSE(composer::interval_crossed(Time("0ba"), composer::TimeUnit::BATCH, one, two));
+  CHECK(composer::interval_crossed(Time("1ep"), composer::TimeUnit::EPOCH, two, two.to_next_epoch()));
+}
+
+TEST_CASE("a NaN or infinite loss is refused naming the step") {
+  composer::Timestamp timestamp = composer::Timestamp{}.to_next_batch(4).to_next_batch(4);
+  CHECK_NOTHROW(composer::check_finite_loss(0.5, timestamp));
+  CHECK_THROWS_WITH_AS(composer::check_finite_loss(std::nan(""), timestamp),
+                       "composer: the training loss is NaN at step 3 (epoch 0, batch 2 of the epoch, counting from 0); "
+                       "this step's update was not applied",
+                       composer::NonFiniteLossError);
+  CHECK_THROWS_WITH_AS(composer::check_finite_loss(INFINITY, timestamp), doctest::Contains("is infinite at step 3"),
+                       composer::NonFiniteLossError);
+}
+
+TEST_CASE("schedulers multiply each parameter group's base learning rate") {
+  auto net = make_linear();
+  composer::State state(net);
+  state.optimizers = {sgd(*net, 0.1), sgd(*net, 0.3)};
+  const std::vector<double> bases = composer::base_learning_rates(state.optimizers);
+  REQUIRE(bases == std::vector<double>{0.1, 0.3});
+  composer::apply_schedulers(state, bases, true, 1.0);  // no scheduler: nothing changes
+  CHECK(state.optimizers[1]->param_groups()[0].options().get_lr() == doctest::Approx(0.3));
+  state.schedulers = {[](const composer::State&, double) { return 0.5; },
+                      [](const composer::State&, double ratio) { return ratio; }};
+  composer::apply_schedulers(state, bases, true, 0.5);
+  CHECK(state.optimizers[0]->param_groups()[0].options().get_lr() == doctest::Approx(0.025));
+  CHECK(state.optimizers[1]->param_groups()[0].options().get_lr() == doctest::Approx(0.075));
+  // stepped per epoch, a batch inside the epoch keeps the rate
+  state.timestamp = state.timestamp.to_next_batch(4);
+  composer::apply_schedulers(state, {1.0, 1.0}, false, 1.0);
+  CHECK(state.optimizers[0]->param_groups()[0].options().get_lr() == doctest::Approx(0.025));
+}
+
+TEST_CASE("the checkpoint saver names, rotates and links the checkpoints it saves") {
+  const std::string dir = fresh_dir("saver");
+  auto net = make_linear();
+  composer::State state(net);
+  std::vector<std::string> written;
+  auto save = [&](const std::string& path) {
+    std::ofstream(path) << "checkpoint";
+    written.push_back(path);
+  };
+  auto advance_batch = [&] {
+    state.previous_timestamp = state.timestamp;
+    state.timestamp = state.timestamp.to_next_batch(4);
+  };
+  composer::CheckpointSaver off;
+  CHECK_FALSE(off.enabled());
+  advance_batch();
+  off.batch_checkpoint(state, save);
+  off.fit_end(state, save);
+  CHECK(written.empty());
+
+  composer::CheckpointSaver saver(dir, Time("2ba"), 2);
+  CHECK(saver.enabled());
+  saver.batch_checkpoint(state, save);  // ba1: not a multiple of 2
+  saver.epoch_checkpoint(state, save);  // an interval in ba never fires at EPOCH_CHECKPOINT
+  CHECK(written.empty());
+  for (int i = 0; i < 5; ++i) {  // ba2 … ba6
+    advance_batch();
+    saver.batch_checkpoint(state, save);
+  }
+  CHECK(written == std::vector<std::string>{dir + "/ep0-ba2-rank0.pt", dir + "/ep0-ba4-rank0.pt", dir + "/ep0-ba6-rank0.pt"});
+  CHECK_FALSE(io::exists(dir + "/ep0-ba2-rank0.pt"));
+  CHECK(saver.saved_checkpoints() == std::vector<std::string>{dir + "/ep0-ba4-rank0.pt", dir + "/ep0-ba6-rank0.pt"});
+  CHECK(io::read_symlink(dir + "/latest-rank0.pt") == "ep0-ba6-rank0.pt");
+  saver.fit_end(state, save);  // ba6 was just saved
+  CHECK(written.size() == 3);
+  advance_batch();
+  saver.fit_end(state, save);  // ba7 was not
+  CHECK(written.back() == dir + "/ep0-ba7-rank0.pt");
+  CHECK(io::read_symlink(dir + "/latest-rank0.pt") == "ep0-ba7-rank0.pt");
+  saver.resumed_at(state.timestamp.batch().count() + 1);
+  advance_batch();
+  saver.fit_end(state, save);  // a run resumed at ba8 does not save ba8 again
+  CHECK(written.size() == 4);
+
+  composer::CheckpointSaver per_epoch(dir, Time("1ep"), -1);
+  state.previous_timestamp = state.timestamp;
+  state.timestamp = state.timestamp.to_next_epoch();
+  per_epoch.batch_checkpoint(state, save);
+  CHECK(written.size() == 4);
+  per_epoch.epoch_checkpoint(state, save);
+  CHECK(written.back() == dir + "/ep1-ba8-rank0.pt");
+}
+
+TEST_CASE("a trainer's checkpoint holds every entry of the layout") {
+  const std::string dir = fresh_dir("layout");
+  auto net = make_linear();
+  composer::Trainer<> trainer(net, {.train_dataloader = make_loader(8, 4),
+                                    .max_duration = Time("1ba"),
+                                    .optimizers = {sgd(*net, 0.1, 0.9)},
+                                    .seed = 7,
+                                    .progress_bar = false});
+  trainer.fit();
+  trainer.save_checkpoint(dir + "/c.pt");
+  namespace keys = composer::checkpoint::keys;
+  torch::serialize::InputArchive archive;
+  archive.load_from(dir + "/c.pt");
+  // (a fresh tensor for each entry: reading into a defined tensor reuses its storage)
+  auto entry = [&](const std::string& key) {
+    torch::Tensor tensor;
+    CHECK_MESSAGE(archive.try_read(key, tensor), "no entry ", key);
+    return tensor;
+  };
+  CHECK(entry(keys::format).item<std::int64_t>() == composer::checkpoint::format_version);
+  CHECK(entry(keys::optimizer_count).item<std::int64_t>() == 1);
+  CHECK(entry(keys::base_learning_rates).item<double>() == doctest::Approx(0.1));
+  CHECK(entry(keys::rank_zero_seed).item<std::int64_t>() == 7);
+  CHECK(entry(keys::loss_scale).item<double>() == doctest::Approx(65536.0));
+  CHECK(entry(std::string(keys::timestamp) + "/counters").numel() == 10);
+  CHECK(entry(keys::cpu_rng).defined());
+  torch::Tensor absent;
+  CHECK_FALSE(archive.try_read(keys::cuda_rng, absent));
+  CHECK(torch::equal(entry(std::string(keys::model) + "weight"), net->weight.detach()));
+  torch::serialize::InputArchive optimizer;
+  CHECK(archive.try_read(std::string(keys::optimizer) + "0", optimizer));
+  c10::IValue names;
+  archive.read(keys::policy_names, names);
+  CHECK(names.toStringRef().empty());
+}

@@ -2,12 +2,12 @@
 /// \file
 /// composer::algorithms::AugMix — AugMix on every training batch.
 
+#include <composer/core/argument_checks.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/policy.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/augment_ops.hpp>
 #include <composer/functional/augmix.hpp>
-#include <composer/functional/common.hpp>
 
 #include <span>
 #include <string>
@@ -54,7 +54,7 @@ class AugMix {
   explicit AugMix(int severity = 3, int depth = -1, int width = 3, double alpha = 1.0,
                   std::string augmentation_set = "all")
       : severity_(severity), depth_(depth), width_(width), alpha_(alpha), set_name_(std::move(augmentation_set)) {
-    functional::detail::check_augmix_arguments("AugMix", severity_, depth_, width_, alpha_);
+    functional::check_augmix_arguments("AugMix", severity_, depth_, width_, alpha_);
     set_ = functional::augment::augmentation_set(set_name_);
   }
   /// AugMix from an options struct.
@@ -67,8 +67,8 @@ class AugMix {
   void apply(composer::Event, composer::State& state) const {
     const at::Tensor& inputs = state.batch.inputs;
     if (!inputs.defined() || inputs.dim() != 4) {
-      functional::detail::fail("AugMix needs a batch of images [N, C, H, W] in state.batch.inputs, got shape " +
-                               functional::detail::shape_of(inputs));
+      checks::fail("AugMix needs a batch of images [N, C, H, W] in state.batch.inputs, got shape " +
+                   checks::shape_of(inputs));
     }
     state.batch.inputs = functional::augmix_image(inputs, severity_, depth_, width_, alpha_, set_);
   }

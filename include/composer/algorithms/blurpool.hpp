@@ -6,11 +6,11 @@
 #include <cstdint>
 #include <string>
 
+#include <composer/core/errors.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/logger.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/blurpool.hpp>
-#include <composer/functional/common.hpp>
 #include <composer/modules/blurpool_modules.hpp>
 #include <composer/surgery/module_surgery.hpp>
 
@@ -54,7 +54,7 @@ class BlurPool {
   /// \throws std::invalid_argument when both replace_convs and replace_maxpools are false.
   explicit BlurPool(const BlurPoolOptions& options) : options_(options) {
     if (!options_.replace_convs && !options_.replace_maxpools)
-      functional::detail::fail(
+      checks::fail(
           "BlurPool replace_convs and replace_maxpools are both false, so it would not change the model");
   }
 

@@ -9,6 +9,8 @@
 
 #include <ATen/ATen.h>
 
+#include <composer/algorithms/option_checks.hpp>
+#include <composer/core/argument_checks.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/colout.hpp>
@@ -53,12 +55,10 @@ class ColOut {
   /// ColOut with the given options: `ColOut({.p_row = 0.25, .p_col = 0.25})`.
   /// \throws std::invalid_argument as the positional constructor.
   explicit ColOut(const ColOutOptions& options) : options_(options) {
-    if (!(options_.p_row >= 0.0 && options_.p_row <= 1.0))
-      functional::detail::fail("ColOut p_row must be in [0, 1], got " + functional::detail::num(options_.p_row));
-    if (!(options_.p_col >= 0.0 && options_.p_col <= 1.0))
-      functional::detail::fail("ColOut p_col must be in [0, 1], got " + functional::detail::num(options_.p_col));
+    check_unit_interval(options_.p_row, "ColOut", "p_row");
+    check_unit_interval(options_.p_col, "ColOut", "p_col");
     if (!options_.batch && options_.resize_target.mode() == functional::ResizeTarget::Mode::yes)
-      functional::detail::fail("ColOut resize_target=true needs batch=true (per-sample ColOut leaves targets alone)");
+      checks::fail("ColOut resize_target=true needs batch=true (per-sample ColOut leaves targets alone)");
   }
 
   /// The settings.
@@ -72,14 +72,14 @@ class ColOut {
   void apply(EventTag<Event::AFTER_DATALOADER>, State& state) {
     const at::Tensor& input = state.batch.inputs;
     if (options_.batch) {
-      functional::detail::check_image_or_batch(input, "ColOut");
+      checks::check_image_or_batch(input, "ColOut");
       kept_ = functional::sample_colout_indices(input.size(-2), input.size(-1), options_.p_row, options_.p_col);
       auto result = functional::colout_batch(input, state.batch.targets, kept_, options_.resize_target);
       state.batch.inputs = std::move(result.input);
       state.batch.targets = std::move(result.target);
       return;
     }
-    functional::detail::check_image_batch(input, "ColOut");
+    checks::check_image_batch(input, "ColOut");
     std::vector<at::Tensor> samples;
     samples.reserve(static_cast<std::size_t>(input.size(0)));
     for (std::int64_t i = 0; i < input.size(0); ++i) {

@@ -10,6 +10,8 @@
 
 #include <ATen/ATen.h>
 
+#include <composer/algorithms/option_checks.hpp>
+#include <composer/core/argument_checks.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/cutmix.hpp>
@@ -58,10 +60,7 @@ class CutMix {
   /// CutMix with the given options: `CutMix({.alpha = 0.5, .uniform_sampling = true})`.
   /// \throws std::invalid_argument for α < 0 or α not finite.
   explicit CutMix(const CutMixOptions& options) : options_(options) {
-    if (!(options_.alpha >= 0.0))
-      functional::detail::fail("CutMix alpha must be >= 0, got " + functional::detail::num(options_.alpha));
-    if (!std::isfinite(options_.alpha))
-      functional::detail::fail("CutMix alpha must be finite, got " + functional::detail::num(options_.alpha));
+    check_beta_alpha(options_.alpha, "CutMix");
   }
 
   /// The settings.
@@ -92,8 +91,8 @@ class CutMix {
   /// \throws std::invalid_argument for inputs that are not image batches (N, C, H, W) or a batch-size mismatch.
   stage_type draw(State& state) {
     const at::Tensor& input = state.batch.inputs;
-    functional::detail::check_image_batch(input, "CutMix");
-    functional::detail::check_same_batch(input, state.batch.targets, "CutMix");
+    checks::check_image_batch(input, "CutMix");
+    checks::check_same_batch(input, state.batch.targets, "CutMix");
     indices_ = functional::random_permutation(input.size(0));
     cutmix_lambda_ = functional::sample_cutmix_coef(options_.alpha);
     bbox_ = functional::cutmix_rand_bbox(input.size(2), input.size(3), cutmix_lambda_, std::nullopt, std::nullopt,
@@ -124,8 +123,8 @@ class CutMix {
       }
     } else if constexpr (event == Event::BEFORE_BACKWARD) {
       if (is_segmentation(state))
-        functional::detail::fail("CutMix cannot interpolate the loss when the target has the input's height and "
-                                 "width (a segmentation target); use interpolate_loss=false");
+        checks::fail("CutMix cannot interpolate the loss when the target has the input's height and "
+                     "width (a segmentation target); use interpolate_loss=false");
       const at::Tensor permuted_loss = state.model.loss(state.outputs, permuted_target_.to(state.batch.targets.device()));
       state.loss = state.loss.mul(adjusted_lambda_).add(permuted_loss.mul(1.0 - adjusted_lambda_));
     }

@@ -9,6 +9,7 @@
 
 #include <ATen/ATen.h>
 
+#include <composer/core/argument_checks.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/cutout.hpp>
@@ -53,9 +54,9 @@ class CutOut {
   /// \throws std::invalid_argument for num_holes < 0 or length outside (0, 1].
   explicit CutOut(const CutOutOptions& options) : options_(options) {
     if (options_.num_holes < 0)
-      functional::detail::fail("CutOut num_holes must be >= 0, got " + std::to_string(options_.num_holes));
+      checks::fail("CutOut num_holes must be >= 0, got " + std::to_string(options_.num_holes));
     if (!(options_.length > 0.0 && options_.length <= 1.0))
-      functional::detail::fail("CutOut length must be in (0, 1], got " + functional::detail::num(options_.length));
+      checks::fail("CutOut length must be in (0, 1], got " + checks::num(options_.length));
   }
 
   /// The settings.
@@ -69,7 +70,7 @@ class CutOut {
   /// \throws std::invalid_argument for an input that is not an image or image batch.
   stage_type draw(State& state) {
     const at::Tensor& input = state.batch.inputs;
-    functional::detail::check_image_or_batch(input, "CutOut");
+    checks::check_image_or_batch(input, "CutOut");
     const std::int64_t height = input.size(-2);
     const std::int64_t width = input.size(-1);
     holes_.clear();

@@ -17,11 +17,12 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <composer/core/errors.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/state.hpp>
 #include <composer/core/time.hpp>
-#include <composer/functional/common.hpp>
 #include <composer/functional/ema.hpp>
+#include <composer/trainer/state_archive.hpp>
 
 namespace composer::algorithms {
 
@@ -37,52 +38,6 @@ struct EMAOptions {
   /// Update every this many batches or epochs, > 0; default: 1 in the unit of `half_life`, or `1ba`.
   std::optional<Time> update_interval;
 };
-
-namespace ema_detail {
-inline std::string join_names(const functional::EMAParameters::Dict& dict) {
-  std::string joined;
-  for (const auto& item : dict) {
-    if (!joined.empty()) joined += '\n';
-    joined += item.key();
-  }
-  return joined;
-}
-inline std::vector<std::string> split_names(const std::string& joined) {
-  std::vector<std::string> names;
-  if (joined.empty()) return names;
-  std::istringstream in(joined);
-  for (std::string line; std::getline(in, line);) names.push_back(line);
-  return names;
-}
-inline void write_flag(torch::serialize::OutputArchive& archive, const std::string& key, std::int64_t value) {
-  archive.write(key, at::tensor(std::vector<std::int64_t>{value}));
-}
-inline std::int64_t read_flag(torch::serialize::InputArchive& archive, const std::string& key) {
-  at::Tensor value;
-  archive.read(key, value);
-  return value.item<std::int64_t>();
-}
-// Writes a name → tensor dictionary as a newline-joined name list and tensors by position.
-inline void write_dict(torch::serialize::OutputArchive& archive, const std::string& key,
-                       const functional::EMAParameters::Dict& dict) {
-  archive.write(key + "/names", c10::IValue(join_names(dict)));
-  std::size_t i = 0;
-  for (const auto& item : dict) archive.write(key + "/" + std::to_string(i++), item.value().detach(), /*is_buffer=*/true);
-}
-inline functional::EMAParameters::Dict read_dict(torch::serialize::InputArchive& archive, const std::string& key) {
-  c10::IValue names;
-  archive.read(key + "/names", names);
-  if (!names.isString()) throw std::runtime_error("composer: the entry '" + key + "/names' is not a name list");
-  functional::EMAParameters::Dict dict;
-  std::size_t i = 0;
-  for (const auto& name : split_names(names.toStringRef())) {
-    at::Tensor tensor;
-    archive.read(key + "/" + std::to_string(i++), tensor, /*is_buffer=*/true);
-    dict.insert(name, tensor);
-  }
-  return dict;
-}
-}  // namespace ema_detail
 
 /// EMA: keeps W_ema ← s·W_ema + (1 − s)·W for the trainable parameters and all buffers (integer buffers
 /// truncate), with s = 2^(−update_interval / half_life) or the given smoothing, and evaluates with it.
@@ -115,8 +70,8 @@ class EMA {
   ///         not in `ba`/`ep` or not positive, a half life in another unit than the interval or not positive,
   ///         or a smoothing outside [0, 1].
   explicit EMA(EMAOptions options) : options_(std::move(options)) {
-    using functional::detail::fail;
-    using functional::detail::num;
+    using checks::fail;
+    using checks::num;
     if (!options_.half_life && !options_.smoothing) fail("EMA needs either half_life or smoothing");
     if (options_.half_life && options_.smoothing) fail("EMA takes only one of half_life and smoothing");
     interval_ = options_.update_interval.value_or(options_.half_life ? Time(1, options_.half_life->unit())
@@ -193,20 +148,20 @@ class EMA {
 
   /// Saves the stored tensors and the two flags.
   void save_state(torch::serialize::OutputArchive& archive) const {
-    ema_detail::write_flag(archive, "ema_started", started_ ? 1 : 0);
-    ema_detail::write_flag(archive, "ema_weights_active", active_ ? 1 : 0);
-    ema_detail::write_dict(archive, "parameters", ema_.named_parameters());
-    ema_detail::write_dict(archive, "buffers", ema_.named_buffers());
+    write_archived_integer(archive, "ema_started", started_ ? 1 : 0);
+    write_archived_integer(archive, "ema_weights_active", active_ ? 1 : 0);
+    write_named_tensors(archive, "parameters", ema_.named_parameters());
+    write_named_tensors(archive, "buffers", ema_.named_buffers());
   }
 
   /// Restores what `save_state` wrote (the tensors move to the model's device at the next FIT_START,
   /// EVAL_START or PREDICT_START).
   void load_state(torch::serialize::InputArchive& archive) {
-    const bool started = ema_detail::read_flag(archive, "ema_started") != 0;
-    const bool active = ema_detail::read_flag(archive, "ema_weights_active") != 0;
+    const bool started = read_archived_integer(archive, "ema_started") != 0;
+    const bool active = read_archived_integer(archive, "ema_weights_active") != 0;
     functional::EMAParameters loaded;
-    loaded.named_parameters() = ema_detail::read_dict(archive, "parameters");
-    loaded.named_buffers() = ema_detail::read_dict(archive, "buffers");
+    loaded.named_parameters() = read_named_tensors(archive, "parameters");
+    loaded.named_buffers() = read_named_tensors(archive, "buffers");
     ema_ = std::move(loaded);
     started_ = started;
     active_ = active;

@@ -6,10 +6,10 @@
 #include <cstdint>
 #include <string>
 
+#include <composer/core/errors.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/logger.hpp>
 #include <composer/core/state.hpp>
-#include <composer/functional/common.hpp>
 #include <composer/functional/ghost_batchnorm.hpp>
 #include <composer/modules/ghost_batchnorm.hpp>
 #include <composer/surgery/module_surgery.hpp>
@@ -44,8 +44,8 @@ class GhostBatchNorm {
   /// \throws std::invalid_argument for ghost_batch_size <= 0.
   explicit GhostBatchNorm(const GhostBatchNormOptions& options) : options_(options) {
     if (options_.ghost_batch_size <= 0)
-      functional::detail::fail("GhostBatchNorm ghost_batch_size must be positive, got " +
-                               std::to_string(options_.ghost_batch_size));
+      checks::fail("GhostBatchNorm ghost_batch_size must be positive, got " +
+                   std::to_string(options_.ghost_batch_size));
   }
 
   /// The settings.

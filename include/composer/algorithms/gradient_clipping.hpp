@@ -7,9 +7,9 @@
 #include <string>
 #include <utility>
 
+#include <composer/core/errors.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/state.hpp>
-#include <composer/functional/common.hpp>
 #include <composer/functional/gradient_clipping.hpp>
 
 namespace composer::algorithms {
@@ -45,8 +45,8 @@ class GradientClipping {
   /// \throws std::invalid_argument without a threshold, for a type other than norm, value or adaptive, or a
   ///         negative or NaN threshold.
   explicit GradientClipping(GradientClippingOptions options) : options_(std::move(options)) {
-    if (!options_.clipping_threshold) functional::detail::fail("GradientClipping needs a clipping_threshold");
-    functional::detail::check_clipping_arguments(options_.clipping_type, *options_.clipping_threshold);
+    if (!options_.clipping_threshold) checks::fail("GradientClipping needs a clipping_threshold");
+    functional::check_clipping_arguments(options_.clipping_type, *options_.clipping_threshold);
   }
 
   /// The settings.

@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <composer/algorithms/option_checks.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/label_smoothing.hpp>
@@ -39,9 +40,7 @@ class LabelSmoothing {
   /// LabelSmoothing with the given options: `LabelSmoothing({.smoothing = 0.2})`.
   /// \throws std::invalid_argument for smoothing outside [0, 1].
   explicit LabelSmoothing(const LabelSmoothingOptions& options) : options_(options) {
-    if (!(options_.smoothing >= 0.0 && options_.smoothing <= 1.0))
-      functional::detail::fail("LabelSmoothing smoothing must be in [0, 1], got " +
-                               functional::detail::num(options_.smoothing));
+    check_unit_interval(options_.smoothing, "LabelSmoothing", "smoothing");
   }
 
   /// The settings.

@@ -47,7 +47,7 @@ class LayerFreezing {
   /// LayerFreezing with the given options: `LayerFreezing({.freeze_start = 0.2})`.
   /// \throws std::invalid_argument for freeze_start outside [0, 1) or freeze_level outside [0, 1].
   explicit LayerFreezing(LayerFreezingOptions options) : options_(options) {
-    functional::detail::check_freeze_arguments(options_.freeze_start, options_.freeze_level);
+    functional::check_freeze_arguments(options_.freeze_start, options_.freeze_level);
   }
 
   /// The settings.

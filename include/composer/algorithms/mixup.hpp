@@ -9,6 +9,8 @@
 
 #include <ATen/ATen.h>
 
+#include <composer/algorithms/option_checks.hpp>
+#include <composer/core/argument_checks.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/mixup.hpp>
@@ -53,10 +55,7 @@ class MixUp {
   /// MixUp with the given options: `MixUp({.alpha = 1.0, .interpolate_loss = true})`.
   /// \throws std::invalid_argument for α < 0 or α not finite.
   explicit MixUp(const MixUpOptions& options) : options_(options) {
-    if (!(options_.alpha >= 0.0))
-      functional::detail::fail("MixUp alpha must be >= 0, got " + functional::detail::num(options_.alpha));
-    if (!std::isfinite(options_.alpha))
-      functional::detail::fail("MixUp alpha must be finite, got " + functional::detail::num(options_.alpha));
+    check_beta_alpha(options_.alpha, "MixUp");
   }
 
   /// The settings.
@@ -86,7 +85,7 @@ class MixUp {
   /// 	hrows std::invalid_argument when inputs and targets differ in batch size.
   stage_type draw(State& state) {
     const at::Tensor& input = state.batch.inputs;
-    functional::detail::check_same_batch(input, state.batch.targets, "MixUp");
+    checks::check_same_batch(input, state.batch.targets, "MixUp");
     mixing_ = functional::sample_mixup_coef(options_.alpha);
     indices_ = functional::random_permutation(input.size(0));
     permuted_target_ = state.batch.targets.index_select(0, indices_.to(state.batch.targets.device()));

@@ -10,9 +10,9 @@
 
 #include <ATen/ATen.h>
 
+#include <composer/core/argument_checks.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/state.hpp>
-#include <composer/functional/common.hpp>
 #include <composer/kernels/apply_stage.hpp>
 #include <composer/kernels/batch_stages.hpp>
 
@@ -50,20 +50,20 @@ class NormalizeInputs {
   ///         or a dtype that is not float32, bfloat16 or float16.
   explicit NormalizeInputs(NormalizeInputsOptions options) : options_(std::move(options)) {
     if (options_.mean.empty() || options_.mean.size() != options_.std.size())
-      functional::detail::fail("NormalizeInputs needs one mean and one std per channel, got " +
-                               std::to_string(options_.mean.size()) + " mean(s) and " +
-                               std::to_string(options_.std.size()) + " std(s)");
+      checks::fail("NormalizeInputs needs one mean and one std per channel, got " +
+                   std::to_string(options_.mean.size()) + " mean(s) and " +
+                   std::to_string(options_.std.size()) + " std(s)");
     for (std::size_t c = 0; c < options_.mean.size(); ++c) {
       if (!std::isfinite(options_.mean[c]))
-        functional::detail::fail("NormalizeInputs mean[" + std::to_string(c) + "] must be finite, got " +
-                                 functional::detail::num(options_.mean[c]));
+        checks::fail("NormalizeInputs mean[" + std::to_string(c) + "] must be finite, got " +
+                     checks::num(options_.mean[c]));
       if (!std::isfinite(options_.std[c]) || options_.std[c] == 0.0)
-        functional::detail::fail("NormalizeInputs std[" + std::to_string(c) + "] must be finite and non-zero, got " +
-                                 functional::detail::num(options_.std[c]));
+        checks::fail("NormalizeInputs std[" + std::to_string(c) + "] must be finite and non-zero, got " +
+                     checks::num(options_.std[c]));
     }
     if (options_.dtype != at::kFloat && options_.dtype != at::kBFloat16 && options_.dtype != at::kHalf)
-      functional::detail::fail(std::string("NormalizeInputs dtype must be float32, bfloat16 or float16, got ") +
-                               c10::toString(options_.dtype));
+      checks::fail(std::string("NormalizeInputs dtype must be float32, bfloat16 or float16, got ") +
+                   c10::toString(options_.dtype));
   }
 
   /// The settings.
@@ -88,14 +88,14 @@ class NormalizeInputs {
 
  private:
   void check_input(const at::Tensor& input) const {
-    functional::detail::check_image_batch(input, "NormalizeInputs");
+    checks::check_image_batch(input, "NormalizeInputs");
     if (input.size(1) != static_cast<int64_t>(options_.mean.size()))
-      functional::detail::fail("NormalizeInputs has " + std::to_string(options_.mean.size()) +
-                               " channel mean(s) but the batch has " + std::to_string(input.size(1)) +
-                               " channels (shape " + functional::detail::shape_of(input) + ")");
+      checks::fail("NormalizeInputs has " + std::to_string(options_.mean.size()) +
+                   " channel mean(s) but the batch has " + std::to_string(input.size(1)) +
+                   " channels (shape " + checks::shape_of(input) + ")");
     if (input.scalar_type() != at::kByte && !at::isFloatingType(input.scalar_type()))
-      functional::detail::fail(std::string("NormalizeInputs needs a uint8 or floating-point batch, got ") +
-                               c10::toString(input.scalar_type()));
+      checks::fail(std::string("NormalizeInputs needs a uint8 or floating-point batch, got ") +
+                   c10::toString(input.scalar_type()));
   }
 
   NormalizeInputsOptions options_;

@@ -15,6 +15,7 @@
 
 #include <ATen/ATen.h>
 
+#include <composer/core/argument_checks.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/logger.hpp>
 #include <composer/core/state.hpp>
@@ -74,8 +75,8 @@ class ProgressiveResizing {
   /// \throws std::invalid_argument for a mode other than "resize" or "crop", initial_scale, finetune_fraction or
   ///         delay_fraction outside [0, 1], delay_fraction + finetune_fraction > 1, or size_increment ≤ 0.
   explicit ProgressiveResizing(ProgressiveResizingOptions options) : options_(std::move(options)) {
-    using functional::detail::fail;
-    using functional::detail::num;
+    using checks::fail;
+    using checks::num;
     if (options_.mode != "resize" && options_.mode != "crop")
       fail("ProgressiveResizing mode must be 'resize' or 'crop', got '" + options_.mode + "'");
     if (!(options_.initial_scale >= 0.0 && options_.initial_scale <= 1.0))
@@ -120,7 +121,7 @@ class ProgressiveResizing {
     const auto elapsed = state.get_elapsed_duration();
     if (!elapsed) throw std::logic_error("composer: ProgressiveResizing needs the state's max_duration");
     const at::Tensor& input = state.batch.inputs;
-    functional::detail::check_image_batch(input, "ProgressiveResizing");
+    checks::check_image_batch(input, "ProgressiveResizing");
     const double scale = scale_factor(elapsed->value());
     const double factor = pinned_scale_factor(elapsed->value(), input.size(3));
     auto [new_input, new_target] =

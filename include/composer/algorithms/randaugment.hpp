@@ -2,11 +2,11 @@
 /// \file
 /// composer::algorithms::RandAugment — RandAugment on every training batch.
 
+#include <composer/core/argument_checks.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/policy.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/augment_ops.hpp>
-#include <composer/functional/common.hpp>
 #include <composer/functional/randaugment.hpp>
 
 #include <span>
@@ -48,7 +48,7 @@ class RandAugment {
   /// \throws std::invalid_argument for severity outside [0, 10], depth < 0 or an unknown augmentation set.
   explicit RandAugment(int severity = 9, int depth = 2, std::string augmentation_set = "all")
       : severity_(severity), depth_(depth), set_name_(std::move(augmentation_set)) {
-    functional::detail::check_randaugment_arguments("RandAugment", severity_, depth_);
+    functional::check_randaugment_arguments("RandAugment", severity_, depth_);
     set_ = functional::augment::augmentation_set(set_name_);
   }
   /// RandAugment from an options struct.
@@ -61,8 +61,8 @@ class RandAugment {
   void apply(composer::Event, composer::State& state) const {
     const at::Tensor& inputs = state.batch.inputs;
     if (!inputs.defined() || inputs.dim() != 4) {
-      functional::detail::fail("RandAugment needs a batch of images [N, C, H, W] in state.batch.inputs, got shape " +
-                               functional::detail::shape_of(inputs));
+      checks::fail("RandAugment needs a batch of images [N, C, H, W] in state.batch.inputs, got shape " +
+                   checks::shape_of(inputs));
     }
     state.batch.inputs = functional::randaugment_image(inputs, severity_, depth_, set_);
   }

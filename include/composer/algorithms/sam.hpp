@@ -15,10 +15,10 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <composer/core/errors.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/precision.hpp>
 #include <composer/core/state.hpp>
-#include <composer/functional/common.hpp>
 
 namespace composer::algorithms {
 
@@ -100,8 +100,8 @@ class SAMOptimizer : public torch::optim::Optimizer {
  private:
   static torch::optim::Optimizer& checked(const std::shared_ptr<torch::optim::Optimizer>& base, double rho,
                                           double epsilon, std::int64_t interval) {
-    using functional::detail::fail;
-    using functional::detail::num;
+    using checks::fail;
+    using checks::num;
     if (!base) fail("SAMOptimizer needs a base optimizer");
     if (!(rho >= 0.0)) fail("SAM rho must be non-negative, got " + num(rho));
     if (!(epsilon >= 0.0)) fail("SAM epsilon must be non-negative, got " + num(epsilon));
@@ -193,8 +193,8 @@ class SAM {
   /// SAM with the given options: `SAM({.rho = 0.1, .interval = 2})`.
   /// \throws std::invalid_argument for a negative or NaN rho or epsilon, or an interval below 1.
   explicit SAM(SAMOptions options) : options_(options) {
-    using functional::detail::fail;
-    using functional::detail::num;
+    using checks::fail;
+    using checks::num;
     if (!(options_.rho >= 0.0)) fail("SAM rho must be non-negative, got " + num(options_.rho));
     if (!(options_.epsilon >= 0.0)) fail("SAM epsilon must be non-negative, got " + num(options_.epsilon));
     if (options_.interval < 1) fail("SAM interval must be at least 1, got " + std::to_string(options_.interval));
@@ -210,7 +210,7 @@ class SAM {
   ///         only then) and a precision other than amp_fp16 (whose loss scaling steps without a closure).
   void apply(auto event, State& state) {
     static_assert(decltype(event)::value == Event::AFTER_LOAD);
-    using functional::detail::fail;
+    using checks::fail;
     if (state.optimizers.size() != 1)
       fail("SAM needs exactly one optimizer, got " + std::to_string(state.optimizers.size()));
     if (state.precision == Precision::amp_fp16)

@@ -13,6 +13,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/Reduction.h>
 
+#include <composer/core/errors.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/policy.hpp>
 #include <composer/core/state.hpp>
@@ -84,8 +85,8 @@ class SelectiveBackprop {
   /// \throws std::invalid_argument unless 0 ≤ start ≤ end ≤ 1, 0 < keep ≤ 1, 0 < scale_factor ≤ 1,
   ///         interrupt ≥ 0, and a loss is given.
   explicit SelectiveBackprop(SelectiveBackpropOptions options) : options_(std::move(options)) {
-    using functional::detail::fail;
-    using functional::detail::num;
+    using checks::fail;
+    using checks::num;
     if (!(options_.start >= 0.0 && options_.start <= 1.0))
       fail("SelectiveBackprop start must be in [0, 1], got " + num(options_.start));
     if (!(options_.end >= options_.start && options_.end <= 1.0))
@@ -118,7 +119,7 @@ class SelectiveBackprop {
   /// (`AFTER_DATALOADER`).
   void apply(auto event, State& state) {
     if constexpr (event == Event::INIT) {
-      if (!state.model) functional::detail::fail("SelectiveBackprop needs a model in the state");
+      if (!state.model) checks::fail("SelectiveBackprop needs a model in the state");
     } else if constexpr (event == Event::AFTER_DATALOADER) {
       Batch& batch = state.batch;
       if (batch.inputs.device() != state.device) batch.inputs = batch.inputs.to(state.device);

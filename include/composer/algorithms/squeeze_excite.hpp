@@ -7,10 +7,10 @@
 #include <cstdint>
 #include <string>
 
+#include <composer/core/errors.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/logger.hpp>
 #include <composer/core/state.hpp>
-#include <composer/functional/common.hpp>
 #include <composer/functional/squeeze_excite.hpp>
 #include <composer/modules/squeeze_excite_modules.hpp>
 #include <composer/surgery/module_surgery.hpp>
@@ -47,8 +47,8 @@ class SqueezeExcite {
   /// \throws std::invalid_argument when latent_channels is not a positive finite number.
   explicit SqueezeExcite(const SqueezeExciteOptions& options) : options_(options) {
     if (!(options_.latent_channels > 0.0) || !std::isfinite(options_.latent_channels))
-      functional::detail::fail("SqueezeExcite latent_channels must be a positive number (a fraction of the "
-                               "channels when below 1), got " + functional::detail::num(options_.latent_channels));
+      checks::fail("SqueezeExcite latent_channels must be a positive number (a fraction of the "
+                   "channels when below 1), got " + checks::num(options_.latent_channels));
   }
 
   /// The settings.

@@ -75,9 +75,9 @@ class StochasticDepth {
   /// \throws std::invalid_argument for an unsupported target_layer_name, stochastic_method or drop_distribution,
   ///         a drop_rate outside [0, 1], a negative drop_warmup, or a drop_warmup with the "sample" method.
   explicit StochasticDepth(StochasticDepthOptions options) : options_(std::move(options)) {
-    functional::detail::check_stochastic_depth_arguments(options_.target_layer_name, options_.stochastic_method,
-                                                         options_.drop_rate, options_.drop_distribution,
-                                                         options_.drop_warmup);
+    functional::check_stochastic_depth_arguments(options_.target_layer_name, options_.stochastic_method,
+                                                 options_.drop_rate, options_.drop_distribution,
+                                                 options_.drop_warmup);
     current_drop_rate_ = options_.drop_rate;
   }
 

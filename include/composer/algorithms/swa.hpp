@@ -19,11 +19,11 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
-#include <composer/algorithms/ema.hpp>
+#include <composer/core/errors.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/state.hpp>
 #include <composer/core/time.hpp>
-#include <composer/functional/common.hpp>
+#include <composer/trainer/state_archive.hpp>
 
 namespace composer::algorithms {
 
@@ -77,7 +77,7 @@ class SWA {
   ///         outside [0, 1] in `dur`, or swa_start ≥ swa_end; for an update_interval not in `ba`/`ep` or not
   ///         positive; anneal_steps ≤ 0; an unknown anneal_strategy; or a negative swa_lr.
   explicit SWA(SWAOptions options) : options_(std::move(options)) {
-    using functional::detail::fail;
+    using checks::fail;
     const Time& start = options_.swa_start;
     const Time& end = options_.swa_end;
     if (start.unit() != end.unit())
@@ -116,9 +116,9 @@ class SWA {
   /// Matching events counted since averaging started.
   std::int64_t step_counter() const noexcept { return step_counter_; }
   /// The averaged parameters (on the model's device), by name.
-  const functional::EMAParameters::Dict& averaged_parameters() const noexcept { return averaged_; }
+  const NamedTensors& averaged_parameters() const noexcept { return averaged_; }
   /// The buffers copied when averaging started (on the model's device), by name.
-  const functional::EMAParameters::Dict& swa_buffers() const noexcept { return buffers_; }
+  const NamedTensors& swa_buffers() const noexcept { return buffers_; }
   /// The annealed learning rate of each parameter group of the first optimizer after `updates` updates.
   std::vector<double> scheduled_learning_rates(std::int64_t updates) const {
     const double t = std::min(1.0, static_cast<double>(updates) / static_cast<double>(options_.anneal_steps));
@@ -154,29 +154,29 @@ class SWA {
 
   /// Saves the average, the buffers, the counters and the rate schedule.
   void save_state(torch::serialize::OutputArchive& archive) const {
-    ema_detail::write_flag(archive, "swa_started", started_ ? 1 : 0);
-    ema_detail::write_flag(archive, "swa_completed", completed_ ? 1 : 0);
-    ema_detail::write_flag(archive, "step_counter", step_counter_);
-    ema_detail::write_flag(archive, "n_averaged", num_averaged_);
-    ema_detail::write_flag(archive, "lr_updates", lr_updates_);
+    write_archived_integer(archive, "swa_started", started_ ? 1 : 0);
+    write_archived_integer(archive, "swa_completed", completed_ ? 1 : 0);
+    write_archived_integer(archive, "step_counter", step_counter_);
+    write_archived_integer(archive, "n_averaged", num_averaged_);
+    write_archived_integer(archive, "lr_updates", lr_updates_);
     archive.write("base_lrs", at::tensor(base_lrs_, at::TensorOptions().dtype(at::kDouble)));
     archive.write("target_lrs", at::tensor(target_lrs_, at::TensorOptions().dtype(at::kDouble)));
-    ema_detail::write_dict(archive, "parameters", averaged_);
-    ema_detail::write_dict(archive, "buffers", buffers_);
+    write_named_tensors(archive, "parameters", averaged_);
+    write_named_tensors(archive, "buffers", buffers_);
   }
 
   /// Restores what `save_state` wrote.
   void load_state(torch::serialize::InputArchive& archive) {
-    const bool started = ema_detail::read_flag(archive, "swa_started") != 0;
-    const bool completed = ema_detail::read_flag(archive, "swa_completed") != 0;
-    const std::int64_t steps = ema_detail::read_flag(archive, "step_counter");
-    const std::int64_t averaged = ema_detail::read_flag(archive, "n_averaged");
-    const std::int64_t lr_updates = ema_detail::read_flag(archive, "lr_updates");
+    const bool started = read_archived_integer(archive, "swa_started") != 0;
+    const bool completed = read_archived_integer(archive, "swa_completed") != 0;
+    const std::int64_t steps = read_archived_integer(archive, "step_counter");
+    const std::int64_t averaged = read_archived_integer(archive, "n_averaged");
+    const std::int64_t lr_updates = read_archived_integer(archive, "lr_updates");
     at::Tensor base, target;
     archive.read("base_lrs", base);
     archive.read("target_lrs", target);
-    auto parameters = ema_detail::read_dict(archive, "parameters");
-    auto buffers = ema_detail::read_dict(archive, "buffers");
+    auto parameters = read_named_tensors(archive, "parameters");
+    auto buffers = read_named_tensors(archive, "buffers");
     started_ = started;
     completed_ = completed;
     step_counter_ = steps;
@@ -204,8 +204,8 @@ class SWA {
   void start(State& state) {
     at::NoGradGuard no_grad;
     const torch::nn::Module& model = state.model.module();
-    averaged_ = functional::EMAParameters::Dict();
-    buffers_ = functional::EMAParameters::Dict();
+    averaged_ = NamedTensors();
+    buffers_ = NamedTensors();
     // The average lives beside the model, on its device, as Composer's `AveragedModel` copy does.
     for (const auto& item : model.named_parameters(true)) averaged_.insert(item.key(), item.value().detach().clone());
     for (const auto& item : model.named_buffers(true)) buffers_.insert(item.key(), item.value().detach().clone());
@@ -216,8 +216,8 @@ class SWA {
     target_lrs_.clear();
     if (options_.schedule_swa_lr) {
       if (state.optimizers.size() != 1)
-        functional::detail::fail("SWA with schedule_swa_lr supports exactly one optimizer, got " +
-                                 std::to_string(state.optimizers.size()));
+        checks::fail("SWA with schedule_swa_lr supports exactly one optimizer, got " +
+                     std::to_string(state.optimizers.size()));
       for (const auto& group : state.optimizers.front()->param_groups()) {
         base_lrs_.push_back(group.options().get_lr());
         target_lrs_.push_back(options_.swa_lr.value_or(group.options().get_lr()));
@@ -268,8 +268,8 @@ class SWA {
   std::int64_t lr_updates_ = 0;
   std::vector<double> base_lrs_;
   std::vector<double> target_lrs_;
-  functional::EMAParameters::Dict averaged_;
-  functional::EMAParameters::Dict buffers_;
+  NamedTensors averaged_;
+  NamedTensors buffers_;
 };
 
 }  // namespace composer::algorithms

@@ -6,10 +6,10 @@
 #include <cstdint>
 #include <string>
 
+#include <composer/core/errors.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/logger.hpp>
 #include <composer/core/state.hpp>
-#include <composer/functional/common.hpp>
 #include <composer/functional/weight_standardization.hpp>
 #include <composer/surgery/module_surgery.hpp>
 
@@ -44,8 +44,8 @@ class WeightStandardization {
   /// \throws std::invalid_argument for n_last_layers_ignore < 0.
   explicit WeightStandardization(const WeightStandardizationOptions& options) : options_(options) {
     if (options_.n_last_layers_ignore < 0)
-      functional::detail::fail("WeightStandardization n_last_layers_ignore must be >= 0, got " +
-                               std::to_string(options_.n_last_layers_ignore));
+      checks::fail("WeightStandardization n_last_layers_ignore must be >= 0, got " +
+                   std::to_string(options_.n_last_layers_ignore));
   }
 
   /// The settings.

@@ -39,8 +39,6 @@
 
 namespace composer {
 
-namespace hana = boost::hana;
-
 /// An engine over a state of type `StateT` and the policies `Policies...` (algorithms, callbacks and logger
 /// destinations, told apart by their `role`). `run<Event::X>()` calls exactly the policies whose `events`
 /// contain `X`, with no code for the others:
@@ -124,8 +122,8 @@ class BasicEngine {
     closed_ = true;
     std::exception_ptr first_error;
     bool closed_ok[sizeof...(Policies) + 1] = {};
-    hana::for_each(all_indices(), [&](auto i) {
-      auto& policy = hana::at(policies_, i);
+    boost::hana::for_each(all_indices(), [&](auto i) {
+      auto& policy = boost::hana::at(policies_, i);
       using P = std::remove_reference_t<decltype(policy)>;
       try {
         if constexpr (requires { policy.close(state_, logger_); })
@@ -138,8 +136,8 @@ class BasicEngine {
       }
       (void)sizeof(P);
     });
-    hana::for_each(all_indices(), [&](auto i) {
-      auto& policy = hana::at(policies_, i);
+    boost::hana::for_each(all_indices(), [&](auto i) {
+      auto& policy = boost::hana::at(policies_, i);
       if constexpr (requires { policy.post_close(); }) {
         if (closed_ok[decltype(i)::value]) {
           try {
@@ -166,33 +164,33 @@ class BasicEngine {
   /// The policy at position `I`.
   template <std::size_t I>
   auto& get() noexcept {
-    return hana::at_c<I>(policies_);
+    return boost::hana::at_c<I>(policies_);
   }
   /// The policy at position `I`.
   template <std::size_t I>
   const auto& get() const noexcept {
-    return hana::at_c<I>(policies_);
+    return boost::hana::at_c<I>(policies_);
   }
   /// The policy of type `P` (which must appear exactly once).
   template <class P>
   P& get() noexcept {
-    return hana::at_c<index_of<P>()>(policies_);
+    return boost::hana::at_c<index_of<P>()>(policies_);
   }
   /// The policy of type `P` (which must appear exactly once).
   template <class P>
   const P& get() const noexcept {
-    return hana::at_c<index_of<P>()>(policies_);
+    return boost::hana::at_c<index_of<P>()>(policies_);
   }
 
   /// Calls `f(policy)` for every policy in declared order (e.g. to save each one's state in a checkpoint).
   template <class F>
   void for_each_policy(F&& f) {
-    hana::for_each(policies_, f);
+    boost::hana::for_each(policies_, f);
   }
   /// Calls `f(policy)` for every policy in declared order.
   template <class F>
   void for_each_policy(F&& f) const {
-    hana::for_each(policies_, f);
+    boost::hana::for_each(policies_, f);
   }
 
   /// Whether any policy of any role handles event `E` (known at compile time).
@@ -205,28 +203,28 @@ class BasicEngine {
   /// integral constants: the compile-time dispatch plan.
   template <Event E, Role R>
   static constexpr auto dispatch_order() {
-    constexpr auto matched = hana::filter(all_indices(), [](auto i) {
+    constexpr auto matched = boost::hana::filter(all_indices(), [](auto i) {
       using P = policy_at<decltype(i)::value>;
-      return hana::bool_c<role_of<P> == R && handles_event<P, E>>;
+      return boost::hana::bool_c<role_of<P> == R && handles_event<P, E>>;
     });
     if constexpr (R != Role::algorithm) {
       return matched;
     } else {
       constexpr auto nested = [&] {
         if constexpr (reverses_algorithm_order(E))
-          return hana::reverse(matched);
+          return boost::hana::reverse(matched);
         else
           return matched;
       }();
       constexpr auto placed = [](auto order, auto where) {
-        return hana::filter(order, [](auto i) {
-          return hana::bool_c<placement_of<policy_at<decltype(i)::value>> == decltype(where)::value>;
+        return boost::hana::filter(order, [](auto i) {
+          return boost::hana::bool_c<placement_of<policy_at<decltype(i)::value>> == decltype(where)::value>;
         });
       };
       using first_c = std::integral_constant<Placement, Placement::first>;
       using declared_c = std::integral_constant<Placement, Placement::declared>;
       using last_c = std::integral_constant<Placement, Placement::last>;
-      return hana::concat(hana::concat(placed(nested, first_c{}), placed(nested, declared_c{})),
+      return boost::hana::concat(boost::hana::concat(placed(nested, first_c{}), placed(nested, declared_c{})),
                           placed(nested, last_c{}));
     }
   }
@@ -235,7 +233,7 @@ class BasicEngine {
   template <std::size_t I>
   using policy_at = std::tuple_element_t<I, std::tuple<Policies...>>;
 
-  static constexpr auto all_indices() { return hana::to_tuple(hana::range_c<std::size_t, 0, sizeof...(Policies)>); }
+  static constexpr auto all_indices() { return boost::hana::to_tuple(boost::hana::range_c<std::size_t, 0, sizeof...(Policies)>); }
 
   template <class P>
   static consteval std::size_t count_of() {
@@ -254,7 +252,7 @@ class BasicEngine {
 
   // The dispatch plan of (E, R) as a constexpr array of policy positions.
   template <Event E, Role R>
-  static constexpr auto dispatch_array = hana::unpack(dispatch_order<E, R>(), [](auto... i) {
+  static constexpr auto dispatch_array = boost::hana::unpack(dispatch_order<E, R>(), [](auto... i) {
     return std::array<std::size_t, sizeof...(i)>{decltype(i)::value...};
   });
 
@@ -281,7 +279,7 @@ class BasicEngine {
   COMPOSER_ALWAYS_INLINE void run_role() {
     constexpr auto& plan = kept_array<E, R, Skipped...>;
     [this]<std::size_t... J>(std::index_sequence<J...>) COMPOSER_LAMBDA_ALWAYS_INLINE {
-      (invoke<E>(hana::at_c<plan[J]>(policies_)), ...);
+      (invoke<E>(boost::hana::at_c<plan[J]>(policies_)), ...);
     }(std::make_index_sequence<plan.size()>{});
   }
 
@@ -307,7 +305,7 @@ class BasicEngine {
 
   static void fan_out_metrics(void* target, const Metrics& metrics) {
     auto& self = *static_cast<BasicEngine*>(target);
-    hana::for_each(self.policies_, [&](auto& policy) {
+    boost::hana::for_each(self.policies_, [&](auto& policy) {
       using P = std::remove_reference_t<decltype(policy)>;
       if constexpr (role_of<P> == Role::logger && requires { policy.log_metrics(metrics, std::as_const(self.state_)); })
         policy.log_metrics(metrics, std::as_const(self.state_));
@@ -315,7 +313,7 @@ class BasicEngine {
   }
   static void fan_out_hyperparameters(void* target, const Hyperparameters& hyperparameters) {
     auto& self = *static_cast<BasicEngine*>(target);
-    hana::for_each(self.policies_, [&](auto& policy) {
+    boost::hana::for_each(self.policies_, [&](auto& policy) {
       using P = std::remove_reference_t<decltype(policy)>;
       if constexpr (role_of<P> == Role::logger &&
                     requires { policy.log_hyperparameters(hyperparameters, std::as_const(self.state_)); })
@@ -324,7 +322,7 @@ class BasicEngine {
   }
 
   StateT& state_;
-  hana::tuple<Policies...> policies_;
+  boost::hana::tuple<Policies...> policies_;
   Logger logger_{this, has_metrics_destination ? &fan_out_metrics : nullptr,
                  has_hyperparameters_destination ? &fan_out_hyperparameters : nullptr};
   bool closed_ = false;

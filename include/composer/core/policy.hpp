@@ -13,14 +13,20 @@
 ///   static constexpr composer::Placement placement = composer::Placement::declared;  // optional
 /// };
 /// \endcode
+///
+/// The optional members (checkpoint state, logger destinations, `close`, fused stages, ...) are listed in the
+/// README's "The policy protocol". `policy_check` checks all of them: a member that is declared but not in the
+/// form the library calls is a compile error naming the policy, never a member silently skipped.
 
 #include <concepts>
 #include <cstddef>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
 #include <composer/core/event.hpp>
 #include <composer/core/logger.hpp>
+#include <composer/core/policy_members.hpp>
 
 namespace composer {
 
@@ -118,11 +124,89 @@ constexpr bool match_guard_returns_bool() {
   else
     return true;
 }
+
+/// `save_state` as the Trainer calls it when writing a checkpoint: a const member taking the output archive.
+template <class P>
+concept saves_state_in_form = requires(const P& p, any_argument& archive) { p.save_state(archive); };
+
+/// `load_state` as the Trainer calls it when restoring a checkpoint: taking the input archive, and optionally
+/// the state (then it is restored before the optimizers).
+template <class P, class State>
+concept loads_state_in_form = requires(P& p, any_argument& archive) { p.load_state(archive); } ||
+                              requires(P& p, any_argument& archive, State& state) { p.load_state(archive, state); };
+
+/// `log_metrics` as the Engine's logger calls it on a logger destination.
+template <class P, class State>
+concept logs_metrics_in_form =
+    requires(P& p, const Metrics& metrics, const State& state) { p.log_metrics(metrics, state); };
+
+/// `log_hyperparameters` as the Engine's logger calls it on a logger destination.
+template <class P, class State>
+concept logs_hyperparameters_in_form = requires(P& p, const Hyperparameters& hyperparameters, const State& state) {
+  p.log_hyperparameters(hyperparameters, state);
+};
+
+/// `close` as `Engine::close` calls it: with the state and the logger, or with the state alone.
+template <class P, class State>
+concept closes_in_form = requires(P& p, State& state, Logger& logger) { p.close(state, logger); } ||
+                         requires(P& p, State& state) { p.close(state); };
+
+/// True when `P` declares any part of a fused stage (`stage_type` or `stage_event`).
+template <class P>
+concept declares_stage = declares_stage_type<P> || declares_stage_event<P>;
+
+/// True when `P::stage_event` is an Event constant.
+template <class P>
+concept stage_event_in_form = requires {
+  { P::stage_event } -> std::convertible_to<Event>;
+  typename std::integral_constant<Event, P::stage_event>;
+};
+
+/// True when `P` declares a `stage_type` and `draw(state)` returns exactly it (composer::StagedInputTransform).
+template <class P, class State>
+consteval bool stage_draw_in_form() {
+  if constexpr (declares_stage_type<P>)
+    return requires(P& p, State& state) {
+      { p.draw(state) } -> std::same_as<typename P::stage_type>;
+    };
+  else
+    return false;
+}
+
+/// True unless `P` declares a fused stage at an event that is not among its `events`.
+template <class P>
+consteval bool stage_event_is_handled() {
+  if constexpr (declares_stage<P> && stage_event_in_form<P> && declares_events<P>)
+    return P::events.contains(P::stage_event);
+  else
+    return true;
+}
+
+/// True unless `P` declares a fused stage at an event where the Trainer's fused pass does not run.
+template <class P>
+consteval bool stage_event_is_fusable() {
+  if constexpr (declares_stage<P> && stage_event_in_form<P>)
+    return P::stage_event == Event::AFTER_DATALOADER || P::stage_event == Event::BEFORE_FORWARD;
+  else
+    return true;
+}
+
+/// True when `P::touches_inputs` is a bool constant.
+template <class P>
+concept touches_inputs_in_form = requires {
+  { P::touches_inputs } -> std::convertible_to<bool>;
+  typename std::bool_constant<P::touches_inputs>;
+};
+
+/// True when `P::name` reads as a string (the name the policy's state is stored under in checkpoints).
+template <class P>
+concept name_in_form = requires { std::string_view(P::name); };
 }  // namespace detail
 
-/// Checks, with a readable message per rule, that `P` is a valid policy for an Engine over `State`.
-/// Instantiated by the Engine for each of its policies; the failing type appears in the compiler's
-/// "required from" context.
+/// Checks, with a readable message per rule, that `P` is a valid policy for an Engine over `State`: its
+/// `events` and `apply`, and every optional member it declares (the README's "The policy protocol") in the form
+/// the library calls. Instantiated by the Engine for each of its policies; the failing type appears in the
+/// compiler's "required from" context.
 template <class P, class State>
 struct policy_check {
   static_assert(std::is_class_v<P>, "composer: a policy must be a class type (a struct with `events` and `apply`)");
@@ -136,6 +220,68 @@ struct policy_check {
                 "composer: the policy's `role` must be a composer::Role");
   static_assert(detail::match_guard_returns_bool<P, State>(),
                 "composer: the policy's runtime guard `match(event, const state&)` must return bool");
+  static_assert(!detail::declares_match<P> || has_match_guard<P, State>,
+                "composer: the policy's runtime guard `match` must be a const member taking the event and a const "
+                "state: `bool match(composer::Event, const State&) const`");
+  static_assert(!detail::declares_placement<P> || role_of<P> == Role::algorithm,
+                "composer: the policy declares a `placement` but is not an algorithm: callbacks and loggers run in "
+                "declared order");
+  static_assert(!detail::declares_name<P> || detail::name_in_form<P>,
+                "composer: the policy's `name` must be a string constant, e.g. `static constexpr const char* name = "
+                "\"MyAlgorithm\"`: checkpoints store the policy's state under it");
+  // Checkpoint state (trainer/checkpoint.hpp).
+  static_assert(!detail::declares_save_state<P> || detail::saves_state_in_form<P>,
+                "composer: the policy's `save_state` must be a const member taking the checkpoint's archive: "
+                "`void save_state(torch::serialize::OutputArchive&) const`");
+  static_assert(!detail::declares_load_state<P> || detail::loads_state_in_form<P, State>,
+                "composer: the policy's `load_state` must take the checkpoint's archive, and optionally the state: "
+                "`void load_state(torch::serialize::InputArchive&)` or `void load_state(torch::serialize::InputArchive&, "
+                "State&)`");
+  static_assert(!detail::declares_load_state<P> || detail::declares_save_state<P>,
+                "composer: the policy declares `load_state` but no `save_state`: checkpoints would hold nothing for it "
+                "to load");
+  static_assert(!detail::declares_save_state<P> || detail::declares_load_state<P>,
+                "composer: the policy declares `save_state` but no `load_state`: the state it saves would never be "
+                "restored");
+  // Logger destinations (core/logger.hpp).
+  static_assert(!detail::declares_log_metrics<P> || detail::logs_metrics_in_form<P, State>,
+                "composer: the policy's `log_metrics` must take the metrics and the state: "
+                "`void log_metrics(const composer::Metrics&, const State&)`");
+  static_assert(!detail::declares_log_hyperparameters<P> || detail::logs_hyperparameters_in_form<P, State>,
+                "composer: the policy's `log_hyperparameters` must take the hyperparameters and the state: "
+                "`void log_hyperparameters(const composer::Hyperparameters&, const State&)`");
+  static_assert(!(detail::declares_log_metrics<P> || detail::declares_log_hyperparameters<P>) ||
+                    role_of<P> == Role::logger,
+                "composer: the policy declares `log_metrics` or `log_hyperparameters` but its `role` is not "
+                "composer::Role::logger: only logger destinations receive what is logged");
+  static_assert(role_of<P> != Role::logger || detail::declares_log_metrics<P> ||
+                    detail::declares_log_hyperparameters<P>,
+                "composer: the policy is a logger destination (`role = composer::Role::logger`) but has no destination "
+                "method: `log_metrics(const composer::Metrics&, const State&)` or "
+                "`log_hyperparameters(const composer::Hyperparameters&, const State&)`");
+  // Closing (Engine::close).
+  static_assert(!detail::declares_close<P> || detail::closes_in_form<P, State>,
+                "composer: the policy's `close` must take the state, and optionally the logger: "
+                "`void close(State&, composer::Logger&)` or `void close(State&)`");
+  static_assert(!detail::declares_post_close<P> || requires(P& p) { p.post_close(); },
+                "composer: the policy's `post_close` must take no argument: `void post_close()`");
+  // A stage the Trainer may fuse (trainer/fused_inputs.hpp, composer::StagedInputTransform).
+  static_assert(!detail::declares_stage<P> || detail::declares_stage_type<P>,
+                "composer: the policy declares a `stage_event` but no `using stage_type = ...` (the stage it offers)");
+  static_assert(!detail::declares_stage<P> || detail::stage_event_in_form<P>,
+                "composer: the policy declares a `stage_type` but no `static constexpr composer::Event stage_event` "
+                "(the event of its stage)");
+  static_assert(!detail::declares_stage_type<P> || detail::stage_draw_in_form<P, State>(),
+                "composer: the policy's `draw` must take the state and return exactly its `stage_type` (this batch's "
+                "parameters of its stage): `stage_type draw(State&)`");
+  static_assert(detail::stage_event_is_handled<P>(),
+                "composer: the policy's `stage_event` is not among its `events`");
+  static_assert(detail::stage_event_is_fusable<P>(),
+                "composer: the policy's `stage_event` must be Event::AFTER_DATALOADER or Event::BEFORE_FORWARD, the "
+                "events where the Trainer's fused pass runs");
+  static_assert(!detail::declares_touches_inputs<P> || detail::touches_inputs_in_form<P>,
+                "composer: the policy's `touches_inputs` must be a bool constant: `static constexpr bool "
+                "touches_inputs = false`");
   static constexpr bool value = [] {
     if constexpr (std::is_class_v<P> && declares_events<P>)
       return detail::check_every_declared_event<P, State>(std::make_index_sequence<event_count>{});

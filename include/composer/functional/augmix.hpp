@@ -25,19 +25,25 @@ struct AugMixPlan {
   double mixing_weight = 0.0;                            ///< m ~ Beta(α, α)
 };
 
-namespace detail {
-
-/// Throws unless AugMix's hyperparameters are in range; `who` names the caller in the message.
+/// Throws std::invalid_argument unless AugMix's hyperparameters are in range: `severity` in [0, 10], `depth` -1
+/// or >= 1, `width` >= 1 and `alpha` finite and > 0; `who` names the caller in the message. Shared by
+/// `augmix_image`, `augmix_batch` and the `algorithms::AugMix` policy. Composer counterpart: the ranges
+/// `composer.functional.augmix_image` and `AugMix` accept.
 inline void check_augmix_arguments(const std::string& who, int severity, int depth, int width, double alpha) {
   if (severity < 0 || severity > 10) {
-    fail(who + " severity must satisfy 0 <= severity <= 10, got " + std::to_string(severity));
+    checks::fail(who + " severity must satisfy 0 <= severity <= 10, got " + std::to_string(severity));
   }
   if (depth == 0 || depth < -1) {
-    fail(who + " depth must be -1 (a random depth of 1 to 3 per chain) or >= 1, got " + std::to_string(depth));
+    checks::fail(who + " depth must be -1 (a random depth of 1 to 3 per chain) or >= 1, got " +
+                 std::to_string(depth));
   }
-  if (width < 1) fail(who + " width must be >= 1, got " + std::to_string(width));
-  if (!(alpha > 0.0) || !std::isfinite(alpha)) fail(who + " alpha must be a finite value > 0, got " + num(alpha));
+  if (width < 1) checks::fail(who + " width must be >= 1, got " + std::to_string(width));
+  if (!(alpha > 0.0) || !std::isfinite(alpha)) {
+    checks::fail(who + " alpha must be a finite value > 0, got " + checks::num(alpha));
+  }
 }
+
+namespace detail {
 
 /// Throws unless `plan` has at least one chain, one non-negative weight per chain summing to 1 (within 1e-6)
 /// and a mixing weight in [0, 1].
@@ -97,7 +103,7 @@ inline at::Tensor mix_augmix(const at::Tensor& img, const AugMixPlan& plan) {
 [[nodiscard]] inline AugMixPlan sample_augmix_plan(
     int64_t image_height, int64_t image_width, int severity = 3, int depth = -1, int width = 3, double alpha = 1.0,
     std::span<const augment::Augmentation> augmentation_set = augment::all_augmentations) {
-  detail::check_augmix_arguments("augmix_image", severity, depth, width, alpha);
+  check_augmix_arguments("augmix_image", severity, depth, width, alpha);
   if (augmentation_set.empty()) detail::fail("augmix_image augmentation set must not be empty");
   AugMixPlan plan;
   plan.chain_weights = detail::sample_dirichlet(width, alpha);
@@ -131,7 +137,7 @@ inline at::Tensor mix_augmix(const at::Tensor& img, const AugMixPlan& plan) {
                                              std::span<const augment::Augmentation> augmentation_set) {
   constexpr const char* fn = "augmix_image";
   augment::impl::check_image(img, fn);
-  detail::check_augmix_arguments(fn, severity, depth, width, alpha);
+  check_augmix_arguments(fn, severity, depth, width, alpha);
   if (augmentation_set.empty()) detail::fail("augmix_image augmentation set must not be empty");
   augment::impl::check_unit_range(img, fn);
   if (img.numel() == 0) return img.clone();

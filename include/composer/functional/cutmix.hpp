@@ -4,6 +4,7 @@
 /// arXiv:1905.04899) as a free function.
 
 #include <composer/functional/common.hpp>
+#include <composer/kernels/stage_types.hpp>
 
 #include <ATen/ATen.h>
 
@@ -15,16 +16,11 @@
 
 namespace composer::functional {
 
-/// The pasted box, in Composer's tuple order (x1, y1, x2, y2). As in Composer, the "x" coordinates index
-/// dim 2 of an (N, C, D2, D3) batch (the rows, H) and the "y" coordinates index dim 3 (the columns, W); the box
-/// covers `input[:, :, x1:x2, y1:y2]` (half-open ranges).
-struct BBox {
-  int64_t x1;  ///< first row (dim 2), inclusive
-  int64_t y1;  ///< first column (dim 3), inclusive
-  int64_t x2;  ///< last row (dim 2), exclusive
-  int64_t y2;  ///< last column (dim 3), exclusive
-  bool operator==(const BBox&) const = default;
-};
+/// The pasted box, (x1, y1, x2, y2) with x on dim 2 (rows) and y on dim 3 (columns), half-open; defined beside
+/// the stages (kernels/stage_types.hpp). Composer counterpart: the `bbox` of `composer.functional.cutmix_batch`.
+using kernels::stage::BBox;
+/// Throws unless a box lies inside a D2×D3 image (0 <= x1 <= x2 <= D2, 0 <= y1 <= y2 <= D3).
+using kernels::stage::check_bbox;
 
 /// Result of cutmix_batch, in Composer's order: `auto [x_mixed, y_perm, area, bbox] = cutmix_batch(x, y);`
 struct CutMixResult {
@@ -65,15 +61,6 @@ inline BBox cutmix_box_from_cuts(int64_t dim2, int64_t dim3, int64_t cut2, int64
   const auto [x1, x2] = cutmix_side(dim2, cut2, cx, uniform_sampling);
   const auto [y1, y2] = cutmix_side(dim3, cut3, cy, uniform_sampling);
   return BBox{x1, y1, x2, y2};
-}
-
-inline void check_bbox(const BBox& b, int64_t dim2, int64_t dim3, const char* fn) {
-  const bool ok = 0 <= b.x1 && b.x1 <= b.x2 && b.x2 <= dim2 && 0 <= b.y1 && b.y1 <= b.y2 && b.y2 <= dim3;
-  if (!ok) {
-    fail(std::string(fn) + " bbox must satisfy 0 <= x1 <= x2 <= " + std::to_string(dim2) + " and 0 <= y1 <= y2 <= " +
-         std::to_string(dim3) + ", got (" + std::to_string(b.x1) + ", " + std::to_string(b.y1) + ", " +
-         std::to_string(b.x2) + ", " + std::to_string(b.y2) + ")");
-  }
 }
 
 }  // namespace detail
@@ -184,7 +171,7 @@ inline void check_bbox(const BBox& b, int64_t dim2, int64_t dim3, const char* fn
   const int64_t dim2 = input.size(2);
   const int64_t dim3 = input.size(3);
   if (dim2 == 0 || dim3 == 0) detail::fail("cutmix_batch input must have non-empty images, got shape " + detail::shape_of(input));
-  if (bbox) detail::check_bbox(*bbox, dim2, dim3, fn);
+  if (bbox) check_bbox(*bbox, dim2, dim3, fn);
 
   // Draw order follows Composer's CutMix: permutation, then λ, then the box centre (dim 2, then dim 3).
   const at::Tensor perm = indices ? detail::as_indices(*indices, n, input.device(), fn, "indices")

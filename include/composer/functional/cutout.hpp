@@ -4,6 +4,7 @@
 /// arXiv:1708.04552) as a free function.
 
 #include <composer/functional/common.hpp>
+#include <composer/kernels/stage_types.hpp>
 
 #include <ATen/ATen.h>
 
@@ -13,14 +14,11 @@
 
 namespace composer::functional {
 
-/// One rectangular hole: rows [y1, y2) of dim −2 (H) and columns [x1, x2) of dim −1 (W), half-open.
-struct CutoutHole {
-  int64_t y1;  ///< first row, inclusive
-  int64_t x1;  ///< first column, inclusive
-  int64_t y2;  ///< last row, exclusive
-  int64_t x2;  ///< last column, exclusive
-  bool operator==(const CutoutHole&) const = default;
-};
+/// One rectangular hole, rows [y1, y2) and columns [x1, x2) half-open; defined beside the stages
+/// (kernels/stage_types.hpp). Composer counterpart: one square of CutOut's mask.
+using kernels::stage::CutoutHole;
+/// Throws unless a hole lies inside an H×W image (0 <= y1 <= y2 <= H, 0 <= x1 <= x2 <= W).
+using kernels::stage::check_hole;
 
 /// Side of the square hole in pixels: int(min(H, W)·length). Composer counterpart: the `length` rescaling at the
 /// top of `cutout_batch`.
@@ -79,15 +77,7 @@ struct CutoutHole {
   detail::check_image_or_batch(input, fn);
   const int64_t h = input.size(-2);
   const int64_t w = input.size(-1);
-  for (const CutoutHole& hole : holes) {
-    const bool ok = 0 <= hole.y1 && hole.y1 <= hole.y2 && hole.y2 <= h && 0 <= hole.x1 && hole.x1 <= hole.x2 &&
-                    hole.x2 <= w;
-    if (!ok) {
-      detail::fail("cutout_batch hole must satisfy 0 <= y1 <= y2 <= " + std::to_string(h) + " and 0 <= x1 <= x2 <= " +
-                   std::to_string(w) + ", got (" + std::to_string(hole.y1) + ", " + std::to_string(hole.x1) + ", " +
-                   std::to_string(hole.y2) + ", " + std::to_string(hole.x2) + ")");
-    }
-  }
+  for (const CutoutHole& hole : holes) check_hole(hole, h, w, fn);
   at::Tensor out = input.clone();
   for (const CutoutHole& hole : holes) {
     if (hole.y2 > hole.y1 && hole.x2 > hole.x1) out.slice(-2, hole.y1, hole.y2).slice(-1, hole.x1, hole.x2).zero_();

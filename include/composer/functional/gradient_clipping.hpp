@@ -36,14 +36,15 @@ inline at::Tensor adaptive_clipping_coefficient(const at::Tensor& weights, const
   return (max_norm / unitwise_norm(grad.detach())).nan_to_num_(1.0).clamp_max_(1.0);
 }
 
-namespace detail {
+/// Throws std::invalid_argument unless `clipping_type` is "adaptive", "norm" or "value" and `clipping_threshold`
+/// is >= 0; shared by `apply_gradient_clipping` and the `algorithms::GradientClipping` policy. Composer
+/// counterpart: the arguments `composer.functional.apply_gradient_clipping` accepts.
 inline void check_clipping_arguments(std::string_view clipping_type, double clipping_threshold) {
   if (clipping_type != "norm" && clipping_type != "value" && clipping_type != "adaptive")
-    fail("clipping_type must be 'adaptive', 'norm' or 'value', got '" + std::string(clipping_type) + "'");
+    checks::fail("clipping_type must be 'adaptive', 'norm' or 'value', got '" + std::string(clipping_type) + "'");
   if (!(clipping_threshold >= 0.0))
-    fail("clipping_threshold must be a non-negative number, got " + num(clipping_threshold));
+    checks::fail("clipping_threshold must be a non-negative number, got " + checks::num(clipping_threshold));
 }
-}  // namespace detail
 
 /// Clips the gradients of `parameters` in place (parameters without a gradient are skipped):
 /// - `"norm"`: scales every gradient by min(1, threshold / (‖g‖ + 1e-6)), ‖g‖ the L2 norm of all gradients
@@ -56,7 +57,7 @@ inline void check_clipping_arguments(std::string_view clipping_type, double clip
 /// clipping_threshold, fsdp_enabled=False)`.
 inline void apply_gradient_clipping(const std::vector<at::Tensor>& parameters, std::string_view clipping_type,
                                     double clipping_threshold) {
-  detail::check_clipping_arguments(clipping_type, clipping_threshold);
+  check_clipping_arguments(clipping_type, clipping_threshold);
   at::NoGradGuard no_grad;
   if (clipping_type == "value") {
     for (const auto& p : parameters)

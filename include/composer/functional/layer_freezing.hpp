@@ -41,14 +41,17 @@ inline void collect_leaf_layers(torch::nn::Module& module, std::vector<torch::nn
   }
   for (const auto& child : children) collect_leaf_layers(*child, layers);
 }
+}  // namespace detail
 
+/// Throws std::invalid_argument unless `freeze_start` is in [0, 1) and `freeze_level` in [0, 1]; shared by
+/// `freeze_layers` and the `algorithms::LayerFreezing` policy. Composer counterpart: the ranges
+/// `composer.functional.freeze_layers` and `LayerFreezing` accept.
 inline void check_freeze_arguments(double freeze_start, double freeze_level) {
   if (!(freeze_start >= 0.0 && freeze_start < 1.0))
-    fail("freeze_start must be in [0, 1), got " + num(freeze_start));
+    checks::fail("freeze_start must be in [0, 1), got " + checks::num(freeze_start));
   if (!(freeze_level >= 0.0 && freeze_level <= 1.0))
-    fail("freeze_level must be in [0, 1], got " + num(freeze_level));
+    checks::fail("freeze_level must be in [0, 1], got " + checks::num(freeze_level));
 }
-}  // namespace detail
 
 /// The model's leaf layers in depth-first order: modules without children that hold at least one
 /// parameter (a module with children is searched, its own parameters aside). Composer counterpart:
@@ -71,7 +74,7 @@ inline std::vector<torch::nn::Module*> leaf_layers(torch::nn::Module& model) {
 inline FreezeResult freeze_layers(torch::nn::Module& model,
                                   const std::vector<std::shared_ptr<torch::optim::Optimizer>>& optimizers,
                                   double current_duration, double freeze_start = 0.5, double freeze_level = 1.0) {
-  detail::check_freeze_arguments(freeze_start, freeze_level);
+  check_freeze_arguments(freeze_start, freeze_level);
   const auto layers = leaf_layers(model);
   const double fraction = freeze_schedule(current_duration, freeze_start, freeze_level);
   const std::int64_t candidates = layers.empty() ? 0 : static_cast<std::int64_t>(layers.size()) - 1;

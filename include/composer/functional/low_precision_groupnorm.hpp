@@ -3,16 +3,14 @@
 /// `apply_low_precision_groupnorm`: GroupNorms replaced by `modules::LPGroupNorm`, which normalise in the autocast
 /// low-precision type. Composer counterpart: `composer.functional.apply_low_precision_groupnorm`.
 
-#include <cstdint>
 #include <memory>
 #include <vector>
 
 #include <torch/nn/module.h>
-#include <torch/nn/modules/container/any.h>
-#include <torch/nn/modules/normalization.h>
 #include <torch/optim/optimizer.h>
 
 #include <composer/core/precision.hpp>
+#include <composer/functional/low_precision_norm.hpp>
 #include <composer/modules/low_precision_norms.hpp>
 #include <composer/surgery/module_surgery.hpp>
 
@@ -28,14 +26,7 @@ namespace composer::functional {
 inline surgery::SurgeryReport apply_low_precision_groupnorm(
     torch::nn::Module& model, Precision precision,
     const std::vector<std::shared_ptr<torch::optim::Optimizer>>& optimizers = {}) {
-  if (precision != Precision::amp_fp16 && precision != Precision::amp_bf16) return {};
-  return surgery::replace_module_classes<torch::nn::GroupNormImpl>(
-      model,
-      [](torch::nn::GroupNormImpl& layer, std::int64_t) {
-        if (dynamic_cast<modules::LPGroupNormImpl*>(&layer) != nullptr) return torch::nn::AnyModule();
-        return torch::nn::AnyModule(modules::LPGroupNorm(modules::LPGroupNormImpl::from_groupnorm(layer)));
-      },
-      optimizers);
+  return apply_low_precision_norm<modules::LPGroupNormImpl>(model, precision, optimizers);
 }
 
 }  // namespace composer::functional

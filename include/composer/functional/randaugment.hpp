@@ -16,17 +16,15 @@
 
 namespace composer::functional {
 
-namespace detail {
-
-/// Throws unless RandAugment's hyperparameters are in range; `who` names the caller in the message.
+/// Throws std::invalid_argument unless RandAugment's `severity` is in [0, 10] and `depth` >= 0; `who` names the
+/// caller in the message. Shared by `randaugment_image`, `randaugment_batch` and the `algorithms::RandAugment`
+/// policy. Composer counterpart: the ranges `composer.functional.randaugment_image` and `RandAugment` accept.
 inline void check_randaugment_arguments(const std::string& who, int severity, int depth) {
   if (severity < 0 || severity > 10) {
-    fail(who + " severity must satisfy 0 <= severity <= 10, got " + std::to_string(severity));
+    checks::fail(who + " severity must satisfy 0 <= severity <= 10, got " + std::to_string(severity));
   }
-  if (depth < 0) fail(who + " depth must be >= 0, got " + std::to_string(depth));
+  if (depth < 0) checks::fail(who + " depth must be >= 0, got " + std::to_string(depth));
 }
-
-}  // namespace detail
 
 /// Draws one image's RandAugment choices: `depth` operations chosen uniformly (with replacement) from
 /// `augmentation_set`, each with its parameter drawn at `severity` (see `augment::sample_op`; shifts are
@@ -35,7 +33,7 @@ inline void check_randaugment_arguments(const std::string& who, int severity, in
 [[nodiscard]] inline std::vector<augment::AugmentOp> sample_randaugment_ops(
     int64_t image_height, int64_t image_width, int severity = 9, int depth = 2,
     std::span<const augment::Augmentation> augmentation_set = augment::all_augmentations) {
-  detail::check_randaugment_arguments("randaugment_image", severity, depth);
+  check_randaugment_arguments("randaugment_image", severity, depth);
   if (augmentation_set.empty()) detail::fail("randaugment_image augmentation set must not be empty");
   std::vector<augment::AugmentOp> ops;
   ops.reserve(static_cast<std::size_t>(depth));
@@ -57,7 +55,7 @@ inline void check_randaugment_arguments(const std::string& who, int severity, in
                                                   std::span<const augment::Augmentation> augmentation_set) {
   constexpr const char* fn = "randaugment_image";
   augment::impl::check_image(img, fn);
-  detail::check_randaugment_arguments(fn, severity, depth);
+  check_randaugment_arguments(fn, severity, depth);
   if (augmentation_set.empty()) detail::fail("randaugment_image augmentation set must not be empty");
   augment::impl::check_unit_range(img, fn);
   if (img.numel() == 0) return img.clone();

@@ -26,25 +26,26 @@ namespace composer::functional {
 /// counterpart: the `'ResNetBottleneck'` key of `_STOCHASTIC_LAYER_MAPPING` (torchvision's Bottleneck).
 inline constexpr std::string_view resnet_basic_block = "ResNetBasicBlock";
 
-namespace detail {
-/// Composer's checks of StochasticDepth's arguments, in its order. Composer counterpart:
+/// Composer's checks of StochasticDepth's arguments, in its order (std::invalid_argument for the first that
+/// fails); shared by `apply_stochastic_depth` and the `algorithms::StochasticDepth` policy. Composer counterpart:
 /// `stochastic_depth._validate_stochastic_hparams`.
 inline void check_stochastic_depth_arguments(std::string_view target_layer_name, std::string_view stochastic_method,
                                              double drop_rate, std::string_view drop_distribution,
                                              double drop_warmup = 0.0) {
   (void)modules::stochastic_method_from_string(stochastic_method);
   if (target_layer_name != resnet_basic_block)
-    fail("target_layer_name '" + std::string(target_layer_name) + "' is not supported; it must be one of ['" +
-         std::string(resnet_basic_block) + "'] (models::BasicBlock)");
-  if (!(drop_rate >= 0.0 && drop_rate <= 1.0)) fail("drop_rate must be between 0 and 1, got " + num(drop_rate));
+    checks::fail("target_layer_name '" + std::string(target_layer_name) + "' is not supported; it must be one of ['" +
+                 std::string(resnet_basic_block) + "'] (models::BasicBlock)");
+  if (!(drop_rate >= 0.0 && drop_rate <= 1.0))
+    checks::fail("drop_rate must be between 0 and 1, got " + checks::num(drop_rate));
   if (drop_distribution != "linear" && drop_distribution != "uniform")
-    fail("drop_distribution must be one of 'uniform', 'linear', got '" + std::string(drop_distribution) + "'");
+    checks::fail("drop_distribution must be one of 'uniform', 'linear', got '" + std::string(drop_distribution) + "'");
   if (!(drop_warmup >= 0.0) || !std::isfinite(drop_warmup))
-    fail("drop_warmup must be a finite fraction of training >= 0, got " + num(drop_warmup));
+    checks::fail("drop_warmup must be a finite fraction of training >= 0, got " + checks::num(drop_warmup));
   if (stochastic_method == "sample" && drop_warmup != 0.0)
-    fail("drop_warmup cannot be used with the 'sample' stochastic_method, got drop_warmup " + num(drop_warmup));
+    checks::fail("drop_warmup cannot be used with the 'sample' stochastic_method, got drop_warmup " +
+                 checks::num(drop_warmup));
 }
-}  // namespace detail
 
 /// The drop rate of the stochastic layer at `index` (0-based, in depth order) of `count`: `drop_rate` for the
 /// "uniform" distribution, (index + 1) / count · drop_rate for "linear" (so the last layer gets `drop_rate`).
@@ -72,7 +73,7 @@ inline surgery::SurgeryReport apply_stochastic_depth(
     torch::nn::Module& model, std::string_view target_layer_name, std::string_view stochastic_method = "block",
     double drop_rate = 0.2, std::string_view drop_distribution = "linear",
     const std::vector<std::shared_ptr<torch::optim::Optimizer>>& optimizers = {}) {
-  detail::check_stochastic_depth_arguments(target_layer_name, stochastic_method, drop_rate, drop_distribution);
+  check_stochastic_depth_arguments(target_layer_name, stochastic_method, drop_rate, drop_distribution);
   const auto method = modules::stochastic_method_from_string(stochastic_method);
   const auto count = static_cast<std::int64_t>(surgery::count_module_instances<models::BasicBlockImpl>(model));
   const auto already = detail::wrapped_modules<modules::StochasticBasicBlockImpl, models::BasicBlockImpl>(model);

@@ -16,6 +16,7 @@
 #include <composer/functional/cutout.hpp>
 #include <composer/functional/mixup.hpp>
 #include <composer/kernels/batch_stages.hpp>
+#include <composer/kernels/stage_types.hpp>
 
 namespace composer::kernels {
 
@@ -34,7 +35,7 @@ namespace composer::kernels {
 /// \throws std::invalid_argument for a non-image batch, a box outside the image or bad indices.
 [[nodiscard]] inline at::Tensor apply_stage(const stage::CutMix& s, const at::Tensor& input) {
   checks::check_image_batch(input, "CutMix");
-  functional::detail::check_bbox(s.box, input.size(2), input.size(3), "CutMix");
+  stage::check_bbox(s.box, input.size(2), input.size(3), "CutMix");
   const at::Tensor perm = checks::as_indices(s.indices, input.size(0), input.device(), "CutMix", "indices");
   return functional::paste_partner_box(input, s.box, perm);
 }

@@ -9,15 +9,42 @@
 ///     MixUp → CutMix → CutOut → Normalize      (on the images)
 ///     LabelSmoothing                           (on the dense targets only)
 ///
-/// Per image element x[n,c,h,w] (scaled by 1/255 first for uint8 input), with π the partner indices:
+/// This is the one statement of what the stages compute; the kernels, `apply_stage.hpp` and the tests refer to it.
+/// Per image element x[n,c,h,w] of an [N, C, H, W] batch, with π the partner indices of a stage:
 ///
-///     MixUp      v = (1 − m)·v + m·v[π(n),c,h,w]
-///     CutMix     v = v[π'(n),c,h,w]      if (h, w) is inside the box (rows x1..x2, columns y1..y2)
-///     CutOut     v = 0                   if (h, w) is inside any hole
-///     Normalize  v = (v − mean[c]) / stddev[c]
+///     v          = s·x[n,c,h,w]          s = 1/255 for uint8 input, 1 for floating point input
+///     MixUp      v ← (1 − m)·v + m·v[π(n),c,h,w]
+///     CutMix     v ← v[π'(n),c,h,w]      if (h, w) is inside the box (x1 ≤ h < x2, y1 ≤ w < y2)
+///     CutOut     v ← 0                   if (h, w) is inside any hole (y1 ≤ h < y2, x1 ≤ w < x2)
+///     Normalize  out = (v − mean[c]) / stddev[c]
 ///
-/// where v[k] is image k as the stages before have made it (with MixUp and CutMix, a pasted pixel is the
-/// partner's mixed pixel, as the eager mixup-then-cutmix sequence gives), and the dense targets are mixed with the partner's with weight m (MixUp) or 1 − area (CutMix), then smoothed.
+/// where each arrow acts on the whole batch the stages before produced (v[k] is image k as they made it), which
+/// is exactly the eager sequence
+///
+///     x = x.to(float) (/ 255 for uint8)
+///     x = functional::mixup_batch(x, y, m, π).input_mixed
+///     x = functional::cutmix_batch(x, y, box, π').input_mixed
+///     x = functional::cutout_batch(x, holes)
+///     x = (x − mean) / std                   (mean, std broadcast over dim 1)
+///
+/// So with MixUp and CutMix a pasted pixel is the partner's *mixed* pixel, (1 − m)·x[π'(n)] + m·x[π(π'(n))].
+/// CutOut zeroes before normalisation (a hole holds −mean[c]/std[c] in the output) and writes by a fill, so a hole
+/// is +0 before normalisation whatever the input held there (inf and NaN included). A fused pass does not read
+/// the MixUp partner when m = 0, nor the CutMix partner outside the box, so non-finite values there do not turn
+/// into NaN the way eager 0·inf does.
+///
+/// The dense targets are float32 [N, K]:
+///
+///     t(n)    = (1 − m)·smooth(onehot(y[n])) + m·smooth(onehot(y[π(n)]))     (m = 0 without MixUp)
+///     y_dense = area·t(n) + (1 − area)·t(π'(n))                              (CutMix only)
+///
+/// with smooth(e) = (1 − s)·e + s/K (s = 0 without LabelSmoothing) and area = 1 − |box|/(H·W), Composer's adjusted
+/// λ, for the image size of the last image call (or `set_image_size`): smooth_labels applied to the eager mixed
+/// targets. Negative labels give an all-zero one-hot row before smoothing, as in functional::ensure_targets_one_hot.
+///
+/// Numerics of a fused pass: float32 throughout, a multiply by 1/255 for uint8, the mix as one fused multiply-add
+/// and the normalisation as (v − mean)·(1/std): equal to the eager sequence to a few ulp, not bit for bit; float16
+/// and bfloat16 output is rounded once (to nearest even) from the float32 result.
 
 #include <cstdint>
 #include <tuple>
@@ -27,9 +54,11 @@
 
 #include <ATen/ATen.h>
 
+// (the functional headers for the draws of `sample()`; the value types come from stage_types.hpp)
 #include <composer/functional/cutmix.hpp>
 #include <composer/functional/cutout.hpp>
 #include <composer/functional/mixup.hpp>
+#include <composer/kernels/stage_types.hpp>
 
 namespace composer::kernels::stage {
 
@@ -55,7 +84,7 @@ struct MixUp {
 /// Composer counterpart: `composer.functional.cutmix_batch(..., bbox=box, indices=π)`.
 struct CutMix {
   static constexpr int order = 1;
-  functional::BBox box{0, 0, 0, 0};  ///< rows [x1, x2) of dim 2, columns [y1, y2) of dim 3 (Composer's convention)
+  BBox box{0, 0, 0, 0};  ///< rows [x1, x2) of dim 2, columns [y1, y2) of dim 3 (Composer's convention)
   at::Tensor indices;                ///< π, a 1-D int64 tensor with N entries in [0, N)
 
   /// Whether pixel (h, w) is pasted from the partner.
@@ -83,7 +112,7 @@ struct CutMix {
 /// Composer counterpart: `composer.functional.cutout_batch` (explicit-holes form: functional::cutout_batch(x, holes)).
 struct CutOut {
   static constexpr int order = 2;
-  std::vector<functional::CutoutHole> holes;  ///< half-open [y1, y2) × [x1, x2), each inside the image
+  std::vector<CutoutHole> holes;  ///< half-open [y1, y2) × [x1, x2), each inside the image
 
   /// Whether pixel (h, w) is cut.
   [[nodiscard]] bool covers(int64_t h, int64_t w) const {

@@ -3,39 +3,10 @@
 /// A fused CPU batch transform: MixUp, CutMix, CutOut, per-channel normalisation and the dtype conversion of an
 /// image batch in one pass over memory, plus the matching mixed and smoothed dense targets.
 ///
-/// Semantics. For an input batch x of shape [N, C, H, W] (uint8 or float32), the image output is, per element,
-///
-///     v        = s·x[n,c,h,w]                       s = 1/255 for uint8 input, 1 for float32 input
-///     v        = (1 − m)·v + m·v[π(n)]              MixUp stage (m = mixing weight of the partner, π = indices)
-///     v        = v[π'(n)]  if (h, w) is in the box  CutMix stage (its own indices π'; rows x1..x2, columns y1..y2)
-///     v        = 0   if (h, w) lies in any hole      CutOut stage (the same holes for every image and channel)
-///     out      = (v − mean[c]) / stddev[c]          Normalize stage
-///
-/// where each line acts on the batch the lines before produced, which is exactly the eager sequence
-///
-///     x = x.to(float) / 255                              (uint8 input only)
-///     x = functional::mixup_batch(x, y, m, π).input_mixed
-///     x = functional::cutmix_batch(x, y, box, π').input_mixed
-///     x = functional::cutout_batch(x, holes)
-///     x = (x − mean) / std                               (mean, std broadcast over dim 1)
-///
-/// (so with MixUp and CutMix a pasted pixel is the partner's mixed pixel).
-/// Each stage is optional (leave it out of the stage pack). Note that CutOut zeroes *before* normalisation: a hole
-/// holds −mean[c]/std[c] in the output, exactly what eager cutout-then-normalise gives (and not 0, which is what
-/// cutting out an already normalised batch would give). Holes are written by a fill, so they are +0 before
-/// normalisation whatever the input held there (inf and NaN included), as in functional::cutout_batch.
-/// With m = 0 the partner is not read at all, so a non-finite partner value does not turn into NaN the way
-/// eager 0·inf does.
-///
-/// The targets are t(n) = (1 − m)·smooth(onehot(y[n])) + m·smooth(onehot(y[π(n)])) with
-/// smooth(e) = (1 − s_l)·e + s_l/K (LabelSmoothing stage; s_l = 0 without it, m = 0 and π = id without MixUp),
-/// and with CutMix y_dense(n) = a·t(n) + (1 − a)·t(π'(n)), a = 1 − |box|/(H·W) (Composer's adjusted λ, for the
-/// last transformed batch's size or `set_image_size`), float32 [N, K]. Negative labels give an all-zero one-hot row before smoothing, as in
-/// functional::ensure_targets_one_hot.
-///
-/// Numerics: the fused pass computes in float32 with a multiply by 1/255 instead of a division, the mix as one
-/// fused multiply-add and the normalisation as (v − mean)·(1/std), so it matches the eager sequence to a few ulp,
-/// not bit for bit. bfloat16 and float16 output is rounded once (to nearest even) from the float32 result.
+/// Semantics and numerics: those of the stages, stated once in `batch_stages.hpp` (per element, the eager sequence
+/// mixup_batch → cutmix_batch → cutout_batch → (x − mean)/std on uint8 (scaled by 1/255) or float32 input, to a
+/// few ulp, and the mixed, smoothed dense targets). The argument checks and the packing of the stage parameters
+/// are shared with the CUDA kernel (`host_checks.hpp`).
 ///
 /// Layout: contiguous NCHW input gives contiguous NCHW output; channels-last input (NHWC in memory) is processed
 /// natively and gives channels-last output (as the eager ops do). Any other strided input is first copied with
@@ -60,10 +31,9 @@
 /// caller-provided buffer instead. A transform object is not safe to call from several threads at once (the
 /// kernel itself runs on at::parallel_for's threads).
 
-#include <composer/functional/common.hpp>
+#include <composer/core/argument_checks.hpp>
 #include <composer/kernels/batch_stages.hpp>
-#include <composer/functional/cutout.hpp>
-#include <composer/functional/mixup.hpp>
+#include <composer/kernels/host_checks.hpp>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -120,8 +90,6 @@ struct FusedBatchOutput {
 };
 
 namespace detail {
-
-[[noreturn]] inline void fail(const std::string& message) { functional::detail::fail(message); }
 
 // Loads `count` lanes (all kLanes when kFull, so that the fixed-size load is used on the hot path), converting
 // uint8 to float scaled by 1/255.
@@ -351,14 +319,6 @@ void dispatch_flags(const KernelArgs& args, bool mix, bool norm) {
   }
 }
 
-inline bool ranges_overlap(const at::Tensor& a, const at::Tensor& b) {
-  const auto* a0 = static_cast<const char*>(a.data_ptr());
-  const auto* b0 = static_cast<const char*>(b.data_ptr());
-  const auto* a1 = a0 + a.numel() * static_cast<int64_t>(a.element_size());
-  const auto* b1 = b0 + b.numel() * static_cast<int64_t>(b.element_size());
-  return a0 < b1 && b0 < a1;
-}
-
 }  // namespace detail
 
 /// A fused batch transform over a compile-time list of stages, e.g.
@@ -370,13 +330,15 @@ inline bool ranges_overlap(const at::Tensor& a, const at::Tensor& b) {
 ///     auto [x, y] = t(images, labels, num_classes);
 ///
 /// The stages must be listed in their fixed order MixUp, CutMix, CutOut, Normalize, LabelSmoothing (any subset, each at
-/// most once); the order in which they act is always the one documented at the top of this file. The kernel is
+/// most once); the order in which they act is always the one `batch_stages.hpp` states. The kernel is
 /// instantiated for the input dtype (uint8, float32), output dtype (float32, bfloat16, float16) and which of the pixel
 /// stages are present; a MixUp stage with m = 0 runs the no-mix instantiation.
 template <class... Stages>
 class FusedBatchTransform : public StageParameters<Stages...> {
   using Base = StageParameters<Stages...>;
   using Base::stages_;
+
+  static constexpr const char* kFn = "fused_batch_transform";
 
  public:
   using Base::Base;
@@ -391,7 +353,7 @@ class FusedBatchTransform : public StageParameters<Stages...> {
   /// \throws std::invalid_argument for a bad input, stage parameters or dtype.
   at::Tensor transform_input(const at::Tensor& input, at::ScalarType out_dtype = at::kFloat) {
     const at::Tensor x = prepare_input(input);
-    check_out_dtype(out_dtype);
+    host::check_out_dtype(out_dtype, kFn);
     const bool cl = is_channels_last(x);
     const auto fmt = cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
     const bool reusable = image_buffer_.defined() && image_buffer_.sizes() == x.sizes() &&
@@ -407,76 +369,44 @@ class FusedBatchTransform : public StageParameters<Stages...> {
   void transform_input_into(const at::Tensor& input, at::Tensor& out) {
     const at::Tensor x = prepare_input(input);
     const bool cl = is_channels_last(x);
-    constexpr const char* fn = "fused_batch_transform";
-    if (!out.defined()) detail::fail(std::string(fn) + " out must be a defined tensor");
-    if (!out.device().is_cpu()) detail::fail(std::string(fn) + " out must be a CPU tensor");
-    check_out_dtype(out.scalar_type());
-    if (out.sizes() != x.sizes()) {
-      detail::fail(std::string(fn) + " out must have the input's shape " + functional::detail::shape_of(x) +
-                   ", got " + functional::detail::shape_of(out));
-    }
-    if (!out.is_contiguous(cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous)) {
-      detail::fail(std::string(fn) + " out must be contiguous in the input's layout (" +
-                   (cl ? "channels-last" : "NCHW") + ")");
-    }
-    if (out.numel() > 0 && detail::ranges_overlap(out, x)) {
-      detail::fail(std::string(fn) + " out must not overlap the input");
-    }
+    host::check_out_buffer(x, out, cl, kFn);
     run(x, out, cl);
   }
 
-  /// Dense targets [N, K] float32 into the internal buffer (reused across calls; overwritten by the next call):
-  /// (1 − m)·smooth(onehot(y)) + m·smooth(onehot(y[π])).
+  /// Dense targets [N, K] float32 into the internal buffer (reused across calls; overwritten by the next call), as
+  /// `batch_stages.hpp` states them.
   /// \param labels 1-D integer CPU tensor of class indices (negative: ignored row), N entries.
   /// \throws std::invalid_argument for bad labels, num_classes ≤ 0, a label ≥ num_classes or bad stage parameters.
   at::Tensor transform_target(const at::Tensor& labels, int64_t num_classes) {
-    constexpr const char* fn = "fused_batch_transform";
-    if (!labels.defined()) detail::fail(std::string(fn) + " labels must be a defined tensor");
-    if (!labels.device().is_cpu()) detail::fail(std::string(fn) + " labels must be a CPU tensor");
-    if (labels.dim() != 1 || !functional::detail::is_index_dtype(labels.scalar_type())) {
-      detail::fail(std::string(fn) + " labels must be a 1-D integer tensor of class indices, got shape " +
-                   functional::detail::shape_of(labels) + " and dtype " +
-                   std::string(c10::toString(labels.scalar_type())));
-    }
-    if (num_classes <= 0) detail::fail(std::string(fn) + " num_classes must be positive, got " +
-                                       std::to_string(num_classes));
+    host::check_labels(labels, num_classes, kFn);
+    host::check_device_type(labels, c10::DeviceType::CPU, kFn, "labels");
     const int64_t n = labels.size(0);
     const at::Tensor y = labels.to(at::kLong).contiguous();
     const int64_t* yp = y.data_ptr<int64_t>();
     for (int64_t i = 0; i < n; ++i) {
-      if (yp[i] >= num_classes) {
-        detail::fail(std::string(fn) + " labels must be smaller than num_classes (" + std::to_string(num_classes) +
-                     "), got " + std::to_string(yp[i]));
-      }
+      if (yp[i] >= num_classes) host::fail_label_value(kFn, num_classes, yp[i]);
     }
-    float keep = 1.0f;
-    float take = 0.0f;
+    host::MixWeights mix;
     const int64_t* perm = nullptr;
     if constexpr (has<stage::MixUp>) {
-      perm = checked_perm(n);
-      keep = static_cast<float>(1.0 - std::get<stage::MixUp>(stages_).mixing);
-      take = static_cast<float>(std::get<stage::MixUp>(stages_).mixing);
+      mix = host::mix_weights(std::get<stage::MixUp>(stages_).mixing, kFn);
+      perm = checked_indices(std::get<stage::MixUp>(stages_).indices, n, perm_, "MixUp indices");
     }
-    double s = 0.0;
+    host::TargetSmoothing smooth;
     if constexpr (has<stage::LabelSmoothing>) {
-      s = std::get<stage::LabelSmoothing>(stages_).smoothing;
-      if (!(s >= 0.0 && s <= 1.0)) {
-        detail::fail(std::string(fn) + " smoothing must be in [0, 1], got " + functional::detail::num(s));
-      }
+      smooth = host::target_smoothing(std::get<stage::LabelSmoothing>(stages_).smoothing, num_classes, kFn);
     }
     const int64_t* cut = nullptr;
     float own = 1.0f;
     if constexpr (has<stage::CutMix>) {
-      if (last_image_size_.first <= 0)
-        detail::fail(std::string(fn) + " CutMix targets need the image size: transform the images first or call "
-                     "set_image_size(H, W)");
-      const auto& box = std::get<stage::CutMix>(stages_).box;
-      functional::detail::check_bbox(box, last_image_size_.first, last_image_size_.second, fn);
+      own = host::cutmix_target_area(std::get<stage::CutMix>(stages_), last_image_size_.first,
+                                     last_image_size_.second, kFn);
       cut = checked_indices(std::get<stage::CutMix>(stages_).indices, n, cut_perm_, "CutMix indices");
-      own = static_cast<float>(functional::cutmix_area(last_image_size_.first, last_image_size_.second, box));
     }
-    const float on_scale = static_cast<float>(1.0 - s);
-    const float off = static_cast<float>(s / static_cast<double>(num_classes));
+    const float on_scale = smooth.on_scale;
+    const float off = smooth.off;
+    const float keep = mix.keep;
+    const float take = mix.take;
     if (!(target_buffer_.defined() && target_buffer_.size(0) == n && target_buffer_.size(1) == num_classes)) {
       target_buffer_ = at::empty({n, num_classes}, at::TensorOptions().dtype(at::kFloat));
     }
@@ -501,19 +431,15 @@ class FusedBatchTransform : public StageParameters<Stages...> {
 
   /// Sets the image size CutMix's target weights are computed for (otherwise the last transformed batch's).
   void set_image_size(int64_t height, int64_t width) {
-    if (height <= 0 || width <= 0)
-      detail::fail("fused_batch_transform image size must be positive, got " + std::to_string(height) + "x" +
-                   std::to_string(width));
+    host::check_image_size(height, width, kFn);
     last_image_size_ = {height, width};
   }
 
   /// Images and targets in one call: {transform_input(input, out_dtype), transform_target(labels, num_classes)}.
   FusedBatchOutput operator()(const at::Tensor& input, const at::Tensor& labels, int64_t num_classes,
                               at::ScalarType out_dtype = at::kFloat) {
-    if (input.defined() && labels.defined() && input.dim() >= 1 && labels.dim() >= 1 &&
-        input.size(0) != labels.size(0)) {
-      detail::fail("fused_batch_transform input and labels must have the same batch size, got " +
-                   std::to_string(input.size(0)) + " and " + std::to_string(labels.size(0)));
+    if (input.defined() && labels.defined() && input.dim() >= 1 && labels.dim() >= 1) {
+      host::check_same_batch_size(input, labels, kFn);
     }
     at::Tensor images = transform_input(input, out_dtype);
     at::Tensor targets = transform_target(labels, num_classes);
@@ -525,55 +451,29 @@ class FusedBatchTransform : public StageParameters<Stages...> {
     return !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
   }
 
-  static void check_out_dtype(at::ScalarType t) {
-    if (t != at::kFloat && t != at::kBFloat16 && t != at::kHalf) {
-      detail::fail("fused_batch_transform output dtype must be float32, bfloat16 or float16, got " +
-                   std::string(c10::toString(t)));
-    }
-  }
-
   static at::Tensor prepare_input(const at::Tensor& input) {
-    constexpr const char* fn = "fused_batch_transform";
-    functional::detail::check_image_batch(input, fn);
-    if (!input.device().is_cpu()) detail::fail(std::string(fn) + " input must be a CPU tensor");
+    checks::check_image_batch(input, kFn);
+    host::check_device_type(input, c10::DeviceType::CPU, kFn, "input");
     if (input.scalar_type() != at::kByte && input.scalar_type() != at::kFloat) {
-      detail::fail(std::string(fn) + " input must be uint8 or float32, got " +
+      checks::fail(std::string(kFn) + " input must be uint8 or float32, got " +
                    std::string(c10::toString(input.scalar_type())));
     }
     if (input.is_contiguous() || input.is_contiguous(at::MemoryFormat::ChannelsLast)) return input;
     return input.contiguous();
   }
 
-  // Validates the MixUp indices for a batch of n and returns them as int64 (kept alive in perm_).
-  const int64_t* checked_perm(int64_t n)
-    requires has<stage::MixUp>
-  {
-    const stage::MixUp& mix = std::get<stage::MixUp>(stages_);
-    if (!(mix.mixing >= 0.0 && mix.mixing <= 1.0)) {
-      detail::fail("fused_batch_transform mixing must be in [0, 1], got " + functional::detail::num(mix.mixing));
-    }
-    return checked_indices(mix.indices, n, perm_, "MixUp indices");
-  }
-
-  // Validates a permutation-like index tensor for a batch of n; returns it as int64, kept alive in `keep`.
+  // Validates a stage's index tensor for a batch of n; returns it as int64, kept alive in `keep`.
   static const int64_t* checked_indices(const at::Tensor& indices, int64_t n, at::Tensor& keep, const char* what) {
-    constexpr const char* fn = "fused_batch_transform";
-    if (!indices.defined()) detail::fail(std::string(fn) + " " + what + " must be set (N entries)");
-    functional::detail::check_indices(indices, n, fn, what);
-    if (!indices.device().is_cpu()) detail::fail(std::string(fn) + " " + what + " must be a CPU tensor");
+    host::check_stage_indices(indices, n, at::Device(at::kCPU), kFn, what);
     keep = indices.to(at::kLong).contiguous();
     const int64_t* p = keep.data_ptr<int64_t>();
     for (int64_t i = 0; i < n; ++i) {
-      if (p[i] < 0 || p[i] >= n) {
-        detail::fail(std::string(fn) + " " + what + " must lie in [0, " + std::to_string(n) + "), got " +
-                     std::to_string(p[i]));
-      }
+      if (p[i] < 0 || p[i] >= n) host::fail_index_value(kFn, what, n, p[i]);
     }
     return p;
   }
 
   void run(const at::Tensor& x, at::Tensor& out, bool channels_last) {
-    constexpr const char* fn = "fused_batch_transform";
     const int64_t n = x.size(0);
     const int64_t c = x.size(1);
     const int64_t h = x.size(2);
@@ -582,39 +482,30 @@ class FusedBatchTransform : public StageParameters<Stages...> {
     detail::KernelArgs args;
     bool mix = false;
     if constexpr (has<stage::MixUp>) {
-      args.perm = checked_perm(n);
-      args.keep = static_cast<float>(1.0 - std::get<stage::MixUp>(stages_).mixing);
-      args.take = static_cast<float>(std::get<stage::MixUp>(stages_).mixing);
-      mix = std::get<stage::MixUp>(stages_).mixing != 0.0;
+      const host::MixWeights weights = host::mix_weights(std::get<stage::MixUp>(stages_).mixing, kFn);
+      args.perm = checked_indices(std::get<stage::MixUp>(stages_).indices, n, perm_, "MixUp indices");
+      args.keep = weights.keep;
+      args.take = weights.take;
+      mix = weights.active;
     }
 
     // Hole spans per image row, in row elements (one pixel is C elements in channels-last rows).
     const int64_t per_pixel = channels_last ? c : 1;
     if constexpr (has<stage::CutMix>) {
       const auto& box = std::get<stage::CutMix>(stages_).box;
-      functional::detail::check_bbox(box, h, w, fn);
+      stage::check_bbox(box, h, w, kFn);
       args.cut_perm = checked_indices(std::get<stage::CutMix>(stages_).indices, n, cut_perm_, "CutMix indices");
       args.box_row_begin = box.x1;
       args.box_row_end = box.x2;
       args.box_col_begin = box.y1 * per_pixel;
       args.box_col_end = box.y2 * per_pixel;
-      last_area_ = functional::cutmix_area(h, w, box);
       last_image_size_ = {h, w};
     }
     span_offsets_.assign(static_cast<size_t>(h + 1), 0);
     spans_.clear();
     if constexpr (has<stage::CutOut>) {
       const auto& holes = std::get<stage::CutOut>(stages_).holes;
-      for (const auto& hole : holes) {
-        const bool ok = 0 <= hole.y1 && hole.y1 <= hole.y2 && hole.y2 <= h && 0 <= hole.x1 && hole.x1 <= hole.x2 &&
-                        hole.x2 <= w;
-        if (!ok) {
-          detail::fail(std::string(fn) + " hole must satisfy 0 <= y1 <= y2 <= " + std::to_string(h) +
-                       " and 0 <= x1 <= x2 <= " + std::to_string(w) + ", got (" + std::to_string(hole.y1) + ", " +
-                       std::to_string(hole.x1) + ", " + std::to_string(hole.y2) + ", " + std::to_string(hole.x2) +
-                       ")");
-        }
-      }
+      host::check_holes(holes, h, w, kFn);
       for (int64_t row = 0; row < h; ++row) {
         intervals_.clear();
         for (const auto& hole : holes) {
@@ -639,27 +530,15 @@ class FusedBatchTransform : public StageParameters<Stages...> {
     bool norm = false;
     if constexpr (has<stage::Normalize>) {
       const auto& nm = std::get<stage::Normalize>(stages_);
-      if (static_cast<int64_t>(nm.mean.size()) != c || static_cast<int64_t>(nm.stddev.size()) != c) {
-        detail::fail(std::string(fn) + " mean and std must have one entry per channel (" + std::to_string(c) +
-                     "), got " + std::to_string(nm.mean.size()) + " and " + std::to_string(nm.stddev.size()));
-      }
-      for (int64_t ch = 0; ch < c; ++ch) {
-        const double sd = nm.stddev[static_cast<size_t>(ch)];
-        if (!(std::isfinite(sd) && sd != 0.0) || !std::isfinite(nm.mean[static_cast<size_t>(ch)])) {
-          detail::fail(std::string(fn) + " mean must be finite and std finite and non-zero, got mean " +
-                       functional::detail::num(nm.mean[static_cast<size_t>(ch)]) + " and std " +
-                       functional::detail::num(sd) + " for channel " + std::to_string(ch));
-        }
-      }
+      host::check_normalize(nm.mean, nm.stddev, c, kFn);
       mean_pattern_.resize(static_cast<size_t>(c * w));
       inv_std_pattern_.resize(static_cast<size_t>(c * w));
       for (int64_t ch = 0; ch < c; ++ch) {
-        const float mean_c = static_cast<float>(nm.mean[static_cast<size_t>(ch)]);
-        const float inv_c = static_cast<float>(1.0 / nm.stddev[static_cast<size_t>(ch)]);
+        const host::ChannelAffine affine = host::channel_affine(nm.mean, nm.stddev, static_cast<size_t>(ch));
         for (int64_t col = 0; col < w; ++col) {
           const size_t idx = static_cast<size_t>(channels_last ? col * c + ch : ch * w + col);
-          mean_pattern_[idx] = mean_c;
-          inv_std_pattern_[idx] = inv_c;
+          mean_pattern_[idx] = affine.mean;
+          inv_std_pattern_[idx] = affine.inv_std;
         }
       }
       norm = true;
@@ -702,7 +581,6 @@ class FusedBatchTransform : public StageParameters<Stages...> {
   at::Tensor target_buffer_;
   at::Tensor perm_;
   at::Tensor cut_perm_;
-  double last_area_ = 1.0;
   std::pair<int64_t, int64_t> last_image_size_{0, 0};
   std::vector<int64_t> span_offsets_;
   std::vector<int64_t> spans_;

@@ -4,6 +4,7 @@
 /// Composer counterpart: `composer.algorithms.low_precision_layernorm.LPLayerNorm` and
 /// `composer.algorithms.low_precision_groupnorm.LPGroupNorm`.
 
+#include <concepts>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -57,70 +58,94 @@ at::Tensor in_autocast_dtype(const at::Tensor& input, const at::Tensor& weight, 
 
 }  // namespace detail
 
-/// A layer norm with the parameters of an existing `torch::nn::LayerNorm` (the same weight and bias tensors, same
-/// normalized shape and eps). When autocast is on for the input's device, the input, weight and bias are cast to
-/// the autocast type and the norm is computed in that type with autocast off; otherwise it is exactly
-/// `torch::nn::LayerNorm`'s computation. Composer counterpart: `LPLayerNorm` (built by `_to_LPLayerNorm`).
-class LPLayerNormImpl : public torch::nn::Module {
+/// What `LPLayerNorm` needs to know about `torch::nn::LayerNorm`: the layer it replaces, that layer's options, the
+/// module's name and the norm it computes.
+struct LayerNormKind {
+  /// The LibTorch layer replaced.
+  using Original = torch::nn::LayerNormImpl;
+  /// Its options (normalized shape, eps, elementwise affinity).
+  using Options = torch::nn::LayerNormOptions;
+  /// The module's name, as `name()` reports it.
+  static constexpr const char* module_name = "LPLayerNorm";
+  /// The layer norm of `x` over the trailing `normalized_shape` dimensions.
+  static at::Tensor normalize(const at::Tensor& x, const Options& options, const at::Tensor& weight,
+                              const at::Tensor& bias) {
+    return at::layer_norm(x, options.normalized_shape(), weight, bias, options.eps());
+  }
+};
+
+/// What `LPGroupNorm` needs to know about `torch::nn::GroupNorm`: the layer it replaces, that layer's options, the
+/// module's name and the norm it computes.
+struct GroupNormKind {
+  /// The LibTorch layer replaced.
+  using Original = torch::nn::GroupNormImpl;
+  /// Its options (groups, channels, eps, affinity).
+  using Options = torch::nn::GroupNormOptions;
+  /// The module's name, as `name()` reports it.
+  static constexpr const char* module_name = "LPGroupNorm";
+  /// The group norm of `x` ([N, C, ...]).
+  static at::Tensor normalize(const at::Tensor& x, const Options& options, const at::Tensor& weight,
+                              const at::Tensor& bias) {
+    return at::group_norm(x, options.num_groups(), weight, bias, options.eps());
+  }
+};
+
+/// A norm layer (`Kind`: `LayerNormKind` or `GroupNormKind`) with the parameters of an existing LibTorch layer of
+/// that kind: the same weight and bias tensors and the same options. When autocast is on for the input's device,
+/// the input, weight and bias are cast to the autocast type and the norm is computed in that type with autocast
+/// off; otherwise it is exactly the LibTorch layer's computation. Used through its two names, `LPLayerNormImpl`
+/// and `LPGroupNormImpl`. Composer counterpart: `LPLayerNorm` and `LPGroupNorm`.
+template <class Kind>
+class LowPrecisionNormImpl : public torch::nn::Module {
  public:
+  /// The LibTorch layer this one replaces.
+  using Original = typename Kind::Original;
+
   /// Takes over `layer`'s options and parameter tensors.
-  explicit LPLayerNormImpl(const torch::nn::LayerNormImpl& layer) : torch::nn::Module("LPLayerNorm"), options(layer.options) {
+  explicit LowPrecisionNormImpl(const Original& layer) : torch::nn::Module(Kind::module_name), options(layer.options) {
     if (layer.weight.defined()) weight = register_parameter("weight", layer.weight);
     if (layer.bias.defined()) bias = register_parameter("bias", layer.bias);
   }
-  /// An `LPLayerNorm` over `layer`'s options and parameter tensors, as a shared pointer for the module holder.
-  /// Composer counterpart: `_to_LPLayerNorm`.
-  static std::shared_ptr<LPLayerNormImpl> from_layernorm(const torch::nn::LayerNormImpl& layer) {
-    return std::make_shared<LPLayerNormImpl>(layer);
+  /// A low-precision norm over `layer`'s options and parameter tensors, as a shared pointer for the module holder.
+  /// Composer counterpart: `_to_LPLayerNorm` / `_to_LPGroupNorm`.
+  static std::shared_ptr<LowPrecisionNormImpl> from_original(const Original& layer) {
+    return std::make_shared<LowPrecisionNormImpl>(layer);
+  }
+  /// `from_original` for `LPLayerNormImpl`. Composer counterpart: `_to_LPLayerNorm`.
+  static std::shared_ptr<LowPrecisionNormImpl> from_layernorm(const torch::nn::LayerNormImpl& layer)
+    requires std::same_as<Kind, LayerNormKind>
+  {
+    return from_original(layer);
+  }
+  /// `from_original` for `LPGroupNormImpl`. Composer counterpart: `_to_LPGroupNorm`.
+  static std::shared_ptr<LowPrecisionNormImpl> from_groupnorm(const torch::nn::GroupNormImpl& layer)
+    requires std::same_as<Kind, GroupNormKind>
+  {
+    return from_original(layer);
   }
 
-  /// The layer norm of `input` over the trailing `normalized_shape` dimensions.
+  /// The norm of `input`, in the autocast type under autocast.
   at::Tensor forward(const at::Tensor& input) {
     return detail::in_autocast_dtype(input, weight, bias, [&](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-      return at::layer_norm(x, options.normalized_shape(), w, b, options.eps());
+      return Kind::normalize(x, options, w, b);
     });
   }
 
-  /// The normalized shape, eps and affinity of the original layer.
-  torch::nn::LayerNormOptions options;
-  /// The scale (the original's tensor), undefined without elementwise affinity.
+  /// The options of the original layer.
+  typename Kind::Options options;
+  /// The scale (the original's tensor), undefined without affinity.
   at::Tensor weight;
-  /// The shift (the original's tensor), undefined without elementwise affinity.
+  /// The shift (the original's tensor), undefined without affinity.
   at::Tensor bias;
 };
+
+/// A layer norm that runs in the autocast type (see `LowPrecisionNormImpl`). Composer counterpart: `LPLayerNorm`.
+using LPLayerNormImpl = LowPrecisionNormImpl<LayerNormKind>;
 /// Module holder of `LPLayerNormImpl`.
 TORCH_MODULE(LPLayerNorm);
 
-/// A group norm with the parameters of an existing `torch::nn::GroupNorm` (the same weight and bias tensors, same
-/// groups, channels and eps). Under autocast it computes in the autocast type with autocast off, as `LPLayerNorm`;
-/// otherwise it is exactly `torch::nn::GroupNorm`'s computation. Composer counterpart: `LPGroupNorm`.
-class LPGroupNormImpl : public torch::nn::Module {
- public:
-  /// Takes over `layer`'s options and parameter tensors.
-  explicit LPGroupNormImpl(const torch::nn::GroupNormImpl& layer) : torch::nn::Module("LPGroupNorm"), options(layer.options) {
-    if (layer.weight.defined()) weight = register_parameter("weight", layer.weight);
-    if (layer.bias.defined()) bias = register_parameter("bias", layer.bias);
-  }
-  /// An `LPGroupNorm` over `layer`'s options and parameter tensors, as a shared pointer for the module holder.
-  /// Composer counterpart: `_to_LPGroupNorm`.
-  static std::shared_ptr<LPGroupNormImpl> from_groupnorm(const torch::nn::GroupNormImpl& layer) {
-    return std::make_shared<LPGroupNormImpl>(layer);
-  }
-
-  /// The group norm of `input` ([N, C, ...]).
-  at::Tensor forward(const at::Tensor& input) {
-    return detail::in_autocast_dtype(input, weight, bias, [&](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-      return at::group_norm(x, options.num_groups(), w, b, options.eps());
-    });
-  }
-
-  /// The groups, channels, eps and affinity of the original layer.
-  torch::nn::GroupNormOptions options;
-  /// The per-channel scale (the original's tensor), undefined without affinity.
-  at::Tensor weight;
-  /// The per-channel shift (the original's tensor), undefined without affinity.
-  at::Tensor bias;
-};
+/// A group norm that runs in the autocast type (see `LowPrecisionNormImpl`). Composer counterpart: `LPGroupNorm`.
+using LPGroupNormImpl = LowPrecisionNormImpl<GroupNormKind>;
 /// Module holder of `LPGroupNormImpl`.
 TORCH_MODULE(LPGroupNorm);
 

@@ -1,8 +1,10 @@
 #pragma once
 /// \file
-/// Checkpoint files: what they hold, how they are written (atomically) and read (validated before anything
-/// is changed), and how a policy keeps its own state in them.
+/// Checkpoint files: what they hold (every key of the layout is in `checkpoint::keys`), how a trainer's parts
+/// are saved into one and restored from one (`checkpoint::save`, `checkpoint::load`), how they are written
+/// (atomically) and read (validated before anything is changed), and how a policy keeps its own state in them.
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -10,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -26,6 +29,7 @@
 #include <composer/core/state.hpp>
 #include <composer/core/timestamp.hpp>
 #include <composer/io/files.hpp>
+#include <composer/trainer/precision_context.hpp>
 
 namespace composer {
 
@@ -91,6 +95,35 @@ struct restored_alone {
 /// Format version written into every checkpoint.
 inline constexpr std::int64_t format_version = 1;
 
+/// The checkpoint layout: every entry a checkpoint holds, by key. Entries ending in `/` are prefixes followed by
+/// a name or an index. Composer counterpart: the keys of Composer's checkpoint `state_dict`.
+namespace keys {
+/// The format version (`format_version`).
+inline constexpr const char format[] = "composer/format";
+/// Prefix of the model's parameters and buffers, by their dotted names.
+inline constexpr const char model[] = "model/";
+/// How many optimizers follow.
+inline constexpr const char optimizer_count[] = "optimizers/count";
+/// Prefix of each optimizer's state, by index.
+inline constexpr const char optimizer[] = "optimizers/";
+/// The learning rates the schedulers multiply, one per parameter group.
+inline constexpr const char base_learning_rates[] = "schedulers/base_lrs";
+/// The training timestamp (`/counters` and `/durations` follow).
+inline constexpr const char timestamp[] = "timestamp";
+/// The default CPU generator's state.
+inline constexpr const char cpu_rng[] = "rng/cpu";
+/// The CUDA device's generator state (when trained on CUDA).
+inline constexpr const char cuda_rng[] = "rng/cuda";
+/// The seed of rank 0.
+inline constexpr const char rank_zero_seed[] = "rank_zero_seed";
+/// The fp16 loss scale.
+inline constexpr const char loss_scale[] = "scaler/scale";
+/// The trainer's policy names, comma-separated, in order.
+inline constexpr const char policy_names[] = "policies/names";
+/// Prefix of each policy's own state, by its index among the engine's policies.
+inline constexpr const char policy[] = "policies/";
+}  // namespace keys
+
 /// Writes `archive` to `path` atomically: into a temporary file beside it, then renamed over `path`, so a
 /// crash or a full disk never leaves a half-written checkpoint under the real name.
 inline void write_atomically(torch::serialize::OutputArchive& archive, const std::string& path) {
@@ -145,7 +178,7 @@ inline torch::serialize::InputArchive read(const std::string& path) {
                           "' is corrupt or truncated and cannot be read (" + what.substr(0, what.find('\n')) + ")");
   }
   at::Tensor version;
-  if (!archive.try_read("composer/format", version))
+  if (!archive.try_read(keys::format, version))
     throw CheckpointError("composer: '" + path + "' is not a composer-cpp checkpoint (no format entry)");
   if (version.item<std::int64_t>() != format_version)
     throw CheckpointError("composer: checkpoint '" + path + "' has format " +
@@ -157,9 +190,9 @@ inline torch::serialize::InputArchive read(const std::string& path) {
 /// Writes the model's parameters and buffers under flat dotted names (`model/<name>`).
 inline void save_module(torch::serialize::OutputArchive& archive, const torch::nn::Module& module) {
   for (const auto& item : module.named_parameters(/*recurse=*/true))
-    archive.write("model/" + item.key(), item.value().detach());
+    archive.write(keys::model + item.key(), item.value().detach());
   for (const auto& item : module.named_buffers(/*recurse=*/true))
-    archive.write("model/" + item.key(), item.value(), /*is_buffer=*/true);
+    archive.write(keys::model + item.key(), item.value(), /*is_buffer=*/true);
 }
 
 /// Reads every parameter and buffer of `module`, checks names, shapes and dtypes, and only then copies them
@@ -168,7 +201,7 @@ inline void load_module(torch::serialize::InputArchive& archive, torch::nn::Modu
   std::vector<std::pair<at::Tensor, at::Tensor>> copies;
   auto collect = [&](const std::string& name, const at::Tensor& target) {
     at::Tensor stored;
-    if (!archive.try_read("model/" + name, stored))
+    if (!archive.try_read(keys::model + name, stored))
       throw CheckpointError("composer: checkpoint '" + path + "' has no entry for model tensor '" + name +
                             "' (was it saved from another model?)");
     if (stored.sizes() != target.sizes() || stored.scalar_type() != target.scalar_type())
@@ -218,19 +251,19 @@ inline void save_rng(torch::serialize::OutputArchive& archive, const c10::Device
   auto cpu = at::detail::getDefaultCPUGenerator();
   {
     std::lock_guard<std::mutex> lock(cpu.mutex());
-    archive.write("rng/cpu", cpu.get_state());
+    archive.write(keys::cpu_rng, cpu.get_state());
   }
   if (device.is_cuda()) {
     auto cuda = at::globalContext().defaultGenerator(device);
     std::lock_guard<std::mutex> lock(cuda.mutex());
-    archive.write("rng/cuda", cuda.get_state());
+    archive.write(keys::cuda_rng, cuda.get_state());
   }
 }
 
 /// Restores the generators saved by `save_rng`.
 inline void load_rng(torch::serialize::InputArchive& archive, const c10::Device& device, const std::string& path) {
   at::Tensor cpu_state;
-  if (!archive.try_read("rng/cpu", cpu_state))
+  if (!archive.try_read(keys::cpu_rng, cpu_state))
     throw CheckpointError("composer: checkpoint '" + path + "' has no random generator state");
   auto cpu = at::detail::getDefaultCPUGenerator();
   {
@@ -238,7 +271,7 @@ inline void load_rng(torch::serialize::InputArchive& archive, const c10::Device&
     cpu.set_state(cpu_state);
   }
   at::Tensor cuda_state;
-  if (device.is_cuda() && archive.try_read("rng/cuda", cuda_state)) {
+  if (device.is_cuda() && archive.try_read(keys::cuda_rng, cuda_state)) {
     auto cuda = at::globalContext().defaultGenerator(device);
     std::lock_guard<std::mutex> lock(cuda.mutex());
     cuda.set_state(cuda_state);
@@ -286,6 +319,137 @@ inline void move_optimizer_state(torch::optim::Optimizer& optimizer, const c10::
       rmsprop->grad_avg(moved(rmsprop->grad_avg()));
     }
   }
+}
+
+/// What a trainer checkpoints besides its policies: the State (model, optimizers, timestamp, seed, and the
+/// device whose generator is saved), the learning rates its schedulers multiply, and the fp16 loss scale;
+/// `policy_names` names the policies (in order) the checkpoint must have been saved with.
+struct TrainingParts {
+  /// The training state.
+  State& state;
+  /// One base learning rate per parameter group of the state's optimizers.
+  std::vector<double>& base_learning_rates;
+  /// The loss scaler.
+  LossScaler& scaler;
+  /// The trainer's policy names, comma-separated, in order.
+  std::string policy_names;
+};
+
+/// Writes `parts` and the state of every policy `policies` visits (with `for_each_policy`, in order; an
+/// `Engine`) that `saves_state`, atomically to `path`. Composer counterpart: `composer.utils.save_checkpoint`.
+template <class PolicyList>
+void save(const std::string& path, const TrainingParts& parts, const PolicyList& policies) {
+  const State& state = parts.state;
+  torch::serialize::OutputArchive archive;
+  archive.write(keys::format, at::tensor(std::vector<std::int64_t>{format_version}));
+  save_module(archive, state.model.module());
+  archive.write(keys::optimizer_count,
+                at::tensor(std::vector<std::int64_t>{static_cast<std::int64_t>(state.optimizers.size())}));
+  for (std::size_t i = 0; i < state.optimizers.size(); ++i) {
+    torch::serialize::OutputArchive sub;
+    state.optimizers[i]->save(sub);
+    archive.write(keys::optimizer + std::to_string(i), sub);
+  }
+  archive.write(keys::base_learning_rates, at::tensor(parts.base_learning_rates, at::TensorOptions().dtype(at::kDouble)));
+  save_timestamp(archive, keys::timestamp, state.timestamp);
+  save_rng(archive, state.device);
+  archive.write(keys::rank_zero_seed,
+                at::tensor(std::vector<std::int64_t>{static_cast<std::int64_t>(state.rank_zero_seed)}));
+  archive.write(keys::loss_scale,
+                at::tensor(std::vector<double>{parts.scaler.scale()}, at::TensorOptions().dtype(at::kDouble)));
+  archive.write(keys::policy_names, c10::IValue(parts.policy_names));
+  std::size_t index = 0;
+  policies.for_each_policy([&](const auto& policy) {
+    using P = std::remove_cvref_t<decltype(policy)>;
+    if constexpr (saves_state<P>) {
+      torch::serialize::OutputArchive sub;
+      policy.save_state(sub);
+      archive.write(keys::policy + std::to_string(index), sub);
+    }
+    ++index;
+  });
+  write_atomically(archive, path);
+}
+
+/// Restores a checkpoint written by `save` into `parts` and the policies `policies` visits, so that training
+/// continues exactly where it stopped. Everything is checked before the model changes; a checkpoint that does
+/// not fit (another model, other optimizers or policies) or a corrupt file is a `CheckpointError` naming the
+/// problem, and leaves every part as it was. Composer counterpart: `composer.utils.load_checkpoint`.
+template <class PolicyList>
+void load(const std::string& path, const TrainingParts& parts, PolicyList& policies) {
+  State& state = parts.state;
+  const std::string& where = path;
+  auto archive = read(path);
+
+  c10::IValue names;
+  archive.read(keys::policy_names, names);
+  if (!names.isString() || names.toStringRef() != parts.policy_names)
+    throw CheckpointError("composer: checkpoint '" + where + "' was saved with policies [" +
+                          (names.isString() ? names.toStringRef() : std::string("?")) + "] but this trainer has [" +
+                          parts.policy_names + "]");
+  const Timestamp timestamp = load_timestamp(archive, keys::timestamp, where);
+  at::Tensor count, base_lrs, seed, scale;
+  if (!archive.try_read(keys::optimizer_count, count) ||
+      count.item<std::int64_t>() != static_cast<std::int64_t>(state.optimizers.size()))
+    throw CheckpointError("composer: checkpoint '" + where + "' holds " +
+                          (count.defined() ? std::to_string(count.item<std::int64_t>()) : std::string("no")) +
+                          " optimizer(s), this trainer has " + std::to_string(state.optimizers.size()));
+  if (!archive.try_read(keys::base_learning_rates, base_lrs) ||
+      base_lrs.numel() != static_cast<std::int64_t>(parts.base_learning_rates.size()))
+    throw CheckpointError("composer: checkpoint '" + where + "' does not hold one base learning rate per "
+                          "parameter group of this trainer's optimizers");
+  if (!archive.try_read(keys::rank_zero_seed, seed) || !archive.try_read(keys::loss_scale, scale))
+    throw CheckpointError("composer: checkpoint '" + where + "' lacks its seed or loss scale");
+
+  std::vector<std::string> snapshots;
+  for (auto& optimizer : state.optimizers) snapshots.push_back(optimizer_snapshot(*optimizer));
+  auto roll_back = [&] {
+    for (std::size_t i = 0; i < state.optimizers.size(); ++i) restore_optimizer(*state.optimizers[i], snapshots[i]);
+  };
+  auto restore_policies = [&](auto restores_now) {
+    std::size_t index = 0;
+    policies.for_each_policy([&](auto& policy) {
+      using P = std::remove_cvref_t<decltype(policy)>;
+      if constexpr (std::remove_cvref_t<decltype(restores_now)>::template value<P>) {
+        torch::serialize::InputArchive sub;
+        if (!archive.try_read(keys::policy + std::to_string(index), sub))
+          throw CheckpointError("composer: checkpoint '" + where + "' has no state for policy " + policy_name<P>());
+        if constexpr (loads_state_into_state<P>)
+          policy.load_state(sub, state);
+        else
+          policy.load_state(sub);
+      }
+      ++index;
+    });
+  };
+  try {
+    // Policies that reshape the model or optimizers go first, so the optimizers' state fits again.
+    restore_policies(restored_with_state{});
+    for (std::size_t i = 0; i < state.optimizers.size(); ++i) {
+      torch::serialize::InputArchive sub;
+      if (!archive.try_read(keys::optimizer + std::to_string(i), sub))
+        throw CheckpointError("composer: checkpoint '" + where + "' has no state for optimizer " + std::to_string(i));
+      state.optimizers[i]->load(sub);
+      // The checkpoint was read onto the CPU: the optimizer's state (momenta, moments) joins its parameters.
+      if (!state.device.is_cpu()) move_optimizer_state(*state.optimizers[i], state.device);
+    }
+    restore_policies(restored_alone{});
+    load_module(archive, state.model.module(), where);
+  } catch (const CheckpointError&) {
+    roll_back();
+    throw;
+  } catch (const std::exception& error) {
+    roll_back();
+    throw CheckpointError("composer: checkpoint '" + where + "' could not be restored: " + error.what());
+  }
+  const auto base = base_lrs.to(at::kDouble).contiguous();
+  for (std::size_t i = 0; i < parts.base_learning_rates.size(); ++i)
+    parts.base_learning_rates[i] = base.data_ptr<double>()[i];
+  state.timestamp = timestamp;
+  state.previous_timestamp = timestamp;
+  state.rank_zero_seed = static_cast<std::uint64_t>(seed.item<std::int64_t>());
+  parts.scaler.set_scale(scale.item<double>());
+  load_rng(archive, state.device, where);
 }
 
 }  // namespace checkpoint

@@ -5,9 +5,12 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include <ATen/Context.h>
 #include <c10/core/Device.h>
 #include <torch/optim/optimizer.h>
 
@@ -74,6 +77,50 @@ struct TrainerOptions {
   /// File receiving every logged metric (`.csv` or `.jsonl`); empty writes none. Composer counterpart:
   /// `FileLogger`.
   std::string metrics_file;
+
+  /// `max_duration` stretched by `scale_schedule_ratio` (unset when `max_duration` is). Composer counterpart:
+  /// the duration scaling of `scale_schedule_ratio`.
+  std::optional<Time> scaled_max_duration() const {
+    if (!max_duration || scale_schedule_ratio == 1.0) return max_duration;
+    return *max_duration * scale_schedule_ratio;
+  }
+
+  /// Throws `std::invalid_argument` naming the first option that cannot work: a non-positive microbatch size or
+  /// schedule ratio, an interval not in ep or ba, saving without a positive interval, a CUDA device this process
+  /// cannot see, mixed precision off CUDA, a null optimizer, or a schedule ratio without a scheduler or scaling
+  /// `max_duration` to zero. Composer counterpart: the argument checks of `composer.Trainer.__init__`.
+  void validate() const {
+    if (device_train_microbatch_size && *device_train_microbatch_size <= 0)
+      throw std::invalid_argument("composer: device_train_microbatch_size must be positive, got " +
+                                  std::to_string(*device_train_microbatch_size));
+    if (!(scale_schedule_ratio > 0)) throw std::invalid_argument("composer: scale_schedule_ratio must be positive");
+    for (const auto& [name, interval] :
+         {std::pair{"eval_interval", eval_interval}, std::pair{"save_interval", save_interval}})
+      if (interval.unit() != TimeUnit::EPOCH && interval.unit() != TimeUnit::BATCH)
+        throw std::invalid_argument(std::string("composer: ") + name + " must be in ep or ba, got " +
+                                    interval.to_string());
+    if (save_interval.value() <= 0 && !save_folder.empty())
+      throw std::invalid_argument("composer: save_interval must be positive when save_folder is set");
+    if (device.is_cuda()) {
+      const std::int64_t gpus = at::globalContext().hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0;
+      if (gpus == 0)
+        throw std::invalid_argument("composer: device " + device.str() +
+                                    " needs a LibTorch built with CUDA and a visible GPU; this process sees none");
+      if (device.has_index() && device.index() >= gpus)
+        throw std::invalid_argument("composer: device " + device.str() + " does not exist: this process sees " +
+                                    std::to_string(gpus) + " GPU(s)");
+    }
+    if (precision != Precision::fp32 && !device.is_cuda())
+      throw std::invalid_argument("composer: precision " + std::string(to_string(precision)) + " needs a CUDA device");
+    for (const auto& optimizer : optimizers)
+      if (!optimizer) throw std::invalid_argument("composer: an optimizer in the options is null");
+    if (max_duration && scale_schedule_ratio != 1.0) {
+      if (schedulers.empty()) throw std::invalid_argument("composer: scale_schedule_ratio needs at least one scheduler");
+      if (scaled_max_duration()->value() == 0)
+        throw std::invalid_argument("composer: scale_schedule_ratio " + std::to_string(scale_schedule_ratio) +
+                                    " scales max_duration " + max_duration->to_string() + " to zero");
+    }
+  }
 };
 
 }  // namespace composer

@@ -1,0 +1,106 @@
+#pragma once
+/// \file
+/// composer::CheckpointSaver — saving checkpoints into a folder at intervals, keeping the newest few and a
+/// `latest` link to the newest.
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <composer/core/state.hpp>
+#include <composer/core/time.hpp>
+#include <composer/io/files.hpp>
+#include <composer/trainer/interval.hpp>
+
+namespace composer {
+
+/// Saves `ep{E}-ba{B}-rank{R}.pt` into a folder every `interval` (in ep or ba) at BATCH_CHECKPOINT or
+/// EPOCH_CHECKPOINT, once more at the end of training unless the last batch was just saved, points
+/// `latest-rank{R}.pt` at the newest and deletes the oldest beyond `num_checkpoints_to_keep` (-1 keeps all).
+/// The checkpoint itself is written by the function it is given. An empty folder saves nothing. Composer
+/// counterpart: `composer.callbacks.CheckpointSaver`.
+class CheckpointSaver {
+ public:
+  /// A saver that saves nothing.
+  CheckpointSaver() = default;
+  /// A saver into `folder` every `interval`, keeping `num_checkpoints_to_keep` (-1: all).
+  CheckpointSaver(std::string folder, Time interval, int num_checkpoints_to_keep)
+      : folder_(std::move(folder)), interval_(interval), num_checkpoints_to_keep_(num_checkpoints_to_keep) {}
+
+  /// Whether the saver has a folder to save into.
+  bool enabled() const noexcept { return !folder_.empty(); }
+
+  /// At BATCH_CHECKPOINT: saves with `save(path)` when the last batch crossed a multiple of a batch interval.
+  template <class Save>
+  void batch_checkpoint(const State& state, Save&& save) {
+    if (interval_crossed(interval_, TimeUnit::BATCH, state.previous_timestamp, state.timestamp) && enabled())
+      save_now(state, save);
+  }
+
+  /// At EPOCH_CHECKPOINT: saves with `save(path)` when the last epoch crossed a multiple of an epoch interval.
+  template <class Save>
+  void epoch_checkpoint(const State& state, Save&& save) {
+    if (interval_crossed(interval_, TimeUnit::EPOCH, state.previous_timestamp, state.timestamp) && enabled())
+      save_now(state, save);
+  }
+
+  /// At the end of `fit()`: saves with `save(path)` unless the current batch was saved already.
+  template <class Save>
+  void fit_end(const State& state, Save&& save) {
+    if (enabled() && last_saved_batch_ != state.timestamp.batch().count()) save_now(state, save);
+  }
+
+  /// Records that the run was resumed at `batch` from a checkpoint, so that batch is not saved again at the end.
+  void resumed_at(std::int64_t batch) noexcept { last_saved_batch_ = batch; }
+
+  /// The checkpoints this saver wrote and still keeps, oldest first.
+  const std::vector<std::string>& saved_checkpoints() const noexcept { return saved_checkpoints_; }
+
+ private:
+  template <class Save>
+  void save_now(const State& state, Save& save) {
+    const std::string name = "ep" + std::to_string(state.timestamp.epoch().count()) + "-ba" +
+                             std::to_string(state.timestamp.batch().count()) + "-rank" + std::to_string(state.rank) +
+                             ".pt";
+    const std::string path = io::join(folder_, name);
+    save(path);
+    last_saved_batch_ = state.timestamp.batch().count();
+    saved_checkpoints_.erase(std::remove(saved_checkpoints_.begin(), saved_checkpoints_.end(), path),
+                             saved_checkpoints_.end());
+    saved_checkpoints_.push_back(path);
+    point_latest_at(name, state.rank);
+    drop_oldest();
+  }
+
+  void point_latest_at(const std::string& name, int rank) const {
+    const std::string link = io::join(folder_, "latest-rank" + std::to_string(rank) + ".pt");
+    const std::string tmp_link = link + ".tmp";
+    try {  // the link is a convenience: a file system without links still gets its checkpoints
+      io::remove(tmp_link);
+      io::create_symlink(name, tmp_link);
+      io::rename(tmp_link, link);
+    } catch (const io::FileError&) {
+    }
+  }
+
+  void drop_oldest() {
+    while (num_checkpoints_to_keep_ >= 0 &&
+           saved_checkpoints_.size() > static_cast<std::size_t>(num_checkpoints_to_keep_)) {
+      try {
+        io::remove(saved_checkpoints_.front());
+      } catch (const io::FileError&) {
+      }
+      saved_checkpoints_.erase(saved_checkpoints_.begin());
+    }
+  }
+
+  std::string folder_;
+  Time interval_ = Time::from_epoch(1);
+  int num_checkpoints_to_keep_ = -1;
+  std::int64_t last_saved_batch_ = -1;
+  std::vector<std::string> saved_checkpoints_;
+};
+
+}  // namespace composer
