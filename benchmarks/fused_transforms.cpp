@@ -17,7 +17,7 @@
 // context. Build with OpenMP and -march=native (see benchmarks/CMakeLists.txt).
 #include <benchmark/benchmark.h>
 
-#include <composer/functional/functional.hpp>
+#include <composer/functional.hpp>
 #include <composer/kernels/fused_batch_cpu.hpp>
 
 #include <ATen/ATen.h>

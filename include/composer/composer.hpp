@@ -1,26 +1,22 @@
 #pragma once
 /// \file
 /// Everything composer-cpp offers: `#include <composer/composer.hpp>` and link `composer::composer`.
+///
+/// Each folder `composer/X/` has its umbrella `composer/X.hpp` beside it, and this header includes them all.
+/// A translation unit that needs only a part pays less to compile by including that part: `composer/trainer.hpp`
+/// and the headers of the methods it uses (`composer/algorithms/mixup.hpp`, ...).
 
 #include <composer/core.hpp>
-#include <composer/core/batch.hpp>
-#include <composer/core/model.hpp>
-#include <composer/core/precision.hpp>
-#include <composer/core/state.hpp>
-#include <composer/core/training_engine.hpp>
-#include <composer/data/any_loader.hpp>
-#include <composer/data/fashion_mnist.hpp>
-#include <composer/data/idx.hpp>
-#include <composer/data/tensor_loader.hpp>
-#include <composer/metrics/classification.hpp>
-#include <composer/trainer/checkpoint.hpp>
-#include <composer/trainer/precision_context.hpp>
-#include <composer/trainer/trainer.hpp>
-#include <composer/trainer/trainer_options.hpp>
-#include <composer/loggers/loggers.hpp>
-#include <composer/optim/schedulers.hpp>
+#include <composer/io.hpp>
+#include <composer/data.hpp>
+#include <composer/metrics.hpp>
+#include <composer/loggers.hpp>
+#include <composer/callbacks.hpp>
+#include <composer/optim.hpp>
+#include <composer/trainer.hpp>
+#include <composer/surgery.hpp>
+#include <composer/modules.hpp>
+#include <composer/models.hpp>
+#include <composer/kernels.hpp>
+#include <composer/functional.hpp>
 #include <composer/algorithms.hpp>
-#include <composer/functional/functional.hpp>
-#include <composer/models/resnet.hpp>
-#include <composer/models/simple_cnn.hpp>
-#include <composer/surgery/surgery.hpp>

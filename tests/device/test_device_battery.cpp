@@ -8,7 +8,7 @@
 
 #include <composer/algorithms.hpp>
 #include <composer/data/tensor_loader.hpp>
-#include <composer/functional/functional.hpp>
+#include <composer/functional.hpp>
 #include <composer/io/files.hpp>
 #include <composer/models/resnet.hpp>
 #include <composer/models/simple_cnn.hpp>

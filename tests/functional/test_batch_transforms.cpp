@@ -1,6 +1,6 @@
 // Functional batch transforms: values against hand-computed expectations and Composer's formulas, the
 // distributions of the random draws, dtype/shape preservation, and every argument check with its message.
-#include <composer/functional/functional.hpp>
+#include <composer/functional.hpp>
 
 #include <torch/torch.h>
 

@@ -2,7 +2,7 @@
 // random data: many shapes, both layouts, uint8 and float32 input, float32 and bfloat16 output (float16 and CutMix:
 // test_fused_cutmix.cpp), each stage alone
 // and all together; the mixed and smoothed targets; output buffer reuse; and every argument check.
-#include <composer/functional/functional.hpp>
+#include <composer/functional.hpp>
 #include <composer/kernels/fused_batch_cpu.hpp>
 
 #include <torch/torch.h>

@@ -1,7 +1,7 @@
 // The fused CPU transform's CutMix stage (alone and with MixUp, CutOut, normalisation and label smoothing) against
 // the eager sequence mixup_batch → cutmix_batch → cutout_batch → (x − mean)/std, and its mixed targets; float16
 // output.
-#include <composer/functional/functional.hpp>
+#include <composer/functional.hpp>
 #include <composer/kernels/fused_batch_cpu.hpp>
 
 #include <torch/torch.h>

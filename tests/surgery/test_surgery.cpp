@@ -2,7 +2,7 @@
 #include <torch/torch.h>
 
 #include <composer/models/resnet.hpp>
-#include <composer/surgery/surgery.hpp>
+#include <composer/surgery.hpp>
 
 #include <doctest/doctest.h>
 

@@ -11,7 +11,7 @@
 #include <composer/core/logger.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/blurpool.hpp>
-#include <composer/modules/blurpool_modules.hpp>
+#include <composer/modules/blurpool.hpp>
 #include <composer/surgery/module_surgery.hpp>
 
 namespace composer::algorithms {

@@ -9,7 +9,7 @@
 #include <composer/core/logger.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/factorize.hpp>
-#include <composer/modules/factorize_modules.hpp>
+#include <composer/modules/factorize.hpp>
 #include <composer/surgery/module_surgery.hpp>
 
 namespace composer::algorithms {

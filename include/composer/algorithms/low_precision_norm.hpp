@@ -2,15 +2,24 @@
 /// \file
 /// composer::algorithms::LowPrecisionNorm — the policy shared by LowPrecisionLayerNorm and LowPrecisionGroupNorm:
 /// one model surgery, at INIT, BEFORE_LOAD or AFTER_LOAD, that makes a kind of norm layer normalise in the autocast
-/// low-precision type.
+/// low-precision type. Both policies are defined here, each from a short description of its kind
+/// (`LayerNormToLowPrecision`, `GroupNormToLowPrecision`); `low_precision_layernorm.hpp` and
+/// `low_precision_groupnorm.hpp` include this.
 
+#include <memory>
 #include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
 
 #include <composer/core/errors.hpp>
 #include <composer/core/event.hpp>
 #include <composer/core/logger.hpp>
 #include <composer/core/policy.hpp>
+#include <composer/core/precision.hpp>
 #include <composer/core/state.hpp>
+#include <composer/functional/low_precision_norm.hpp>
 #include <composer/surgery/module_surgery.hpp>
 
 namespace composer::algorithms {
@@ -67,5 +76,62 @@ class LowPrecisionNorm {
   LowPrecisionNormOptions options_;
   surgery::SurgeryReport report_;
 };
+
+/// Settings of `LowPrecisionLayerNorm`, with Composer's defaults.
+using LowPrecisionLayerNormOptions = LowPrecisionNormOptions;
+
+/// What `LowPrecisionLayerNorm` is among the `LowPrecisionNorm` policies: its checkpoint name, its placement
+/// (after the other algorithms, Composer's `sort_low_precision_layernorm_last` pass, so that layers other
+/// algorithms add at the same event are replaced too) and its surgery, `functional::apply_low_precision_layernorm`.
+struct LayerNormToLowPrecision {
+  /// The name under which checkpoints record the policy.
+  static constexpr const char* policy_name = "LowPrecisionLayerNorm";
+  /// After the other algorithms on its event.
+  static constexpr Placement placement = Placement::last;
+  /// The surgery: every `torch::nn::LayerNorm` becomes a `modules::LPLayerNorm` under amp precision.
+  static surgery::SurgeryReport replace(torch::nn::Module& model, Precision precision,
+                                        const std::vector<std::shared_ptr<torch::optim::Optimizer>>& optimizers) {
+    return functional::apply_low_precision_layernorm(model, precision, optimizers);
+  }
+};
+
+/// LowPrecisionLayerNorm: at `apply_at` (`INIT` by default), applies `functional::apply_low_precision_layernorm` to the
+/// model with the state's precision and optimizers: under `amp_fp16`/`amp_bf16` every `torch::nn::LayerNorm`
+/// becomes a `modules::LPLayerNorm`, which normalises in the autocast type; under `fp32` nothing changes. Logs
+/// nothing, as Composer's. Runs after the other algorithms on its event (Composer's pass
+/// `sort_low_precision_layernorm_last`). Keeps no checkpoint state: the parameter names do not change, so
+/// checkpoints load whichever `apply_at` is used. Constructed as `LowPrecisionLayerNorm()`,
+/// `LowPrecisionLayerNorm(Event::AFTER_LOAD)` or `LowPrecisionLayerNorm({.apply_at = Event::AFTER_LOAD})`; an
+/// event other than INIT, BEFORE_LOAD and AFTER_LOAD throws std::invalid_argument. Composer counterpart:
+/// `composer.algorithms.LowPrecisionLayerNorm(apply_at=Event.INIT)`.
+using LowPrecisionLayerNorm = LowPrecisionNorm<LayerNormToLowPrecision>;
+
+/// Settings of `LowPrecisionGroupNorm`, with Composer's defaults.
+using LowPrecisionGroupNormOptions = LowPrecisionNormOptions;
+
+/// What `LowPrecisionGroupNorm` is among the `LowPrecisionNorm` policies: its checkpoint name, its placement (where
+/// it is declared; Composer has no ordering pass for it) and its surgery,
+/// `functional::apply_low_precision_groupnorm`.
+struct GroupNormToLowPrecision {
+  /// The name under which checkpoints record the policy.
+  static constexpr const char* policy_name = "LowPrecisionGroupNorm";
+  /// In declaration order among the algorithms on its event.
+  static constexpr Placement placement = Placement::declared;
+  /// The surgery: every `torch::nn::GroupNorm` becomes a `modules::LPGroupNorm` under amp precision.
+  static surgery::SurgeryReport replace(torch::nn::Module& model, Precision precision,
+                                        const std::vector<std::shared_ptr<torch::optim::Optimizer>>& optimizers) {
+    return functional::apply_low_precision_groupnorm(model, precision, optimizers);
+  }
+};
+
+/// LowPrecisionGroupNorm: at `apply_at` (`INIT` by default), applies `functional::apply_low_precision_groupnorm` to the
+/// model with the state's precision and optimizers: under `amp_fp16`/`amp_bf16` every `torch::nn::GroupNorm`
+/// becomes a `modules::LPGroupNorm`, which normalises in the autocast type; under `fp32` nothing changes. Logs
+/// nothing, as Composer's. Keeps no checkpoint state: the parameter names do not change, so checkpoints load
+/// whichever `apply_at` is used. Constructed as `LowPrecisionGroupNorm()`, `LowPrecisionGroupNorm(Event::AFTER_LOAD)`
+/// or `LowPrecisionGroupNorm({.apply_at = Event::AFTER_LOAD})`; an event other than INIT, BEFORE_LOAD and AFTER_LOAD
+/// throws std::invalid_argument. Composer counterpart:
+/// `composer.algorithms.LowPrecisionGroupNorm(apply_at=Event.INIT)`.
+using LowPrecisionGroupNorm = LowPrecisionNorm<GroupNormToLowPrecision>;
 
 }  // namespace composer::algorithms

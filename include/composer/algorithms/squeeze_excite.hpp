@@ -12,7 +12,7 @@
 #include <composer/core/logger.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/squeeze_excite.hpp>
-#include <composer/modules/squeeze_excite_modules.hpp>
+#include <composer/modules/squeeze_excite.hpp>
 #include <composer/surgery/module_surgery.hpp>
 
 namespace composer::algorithms {

@@ -18,7 +18,7 @@
 #include <composer/core/logger.hpp>
 #include <composer/core/state.hpp>
 #include <composer/functional/stochastic_depth.hpp>
-#include <composer/modules/stochastic_depth_modules.hpp>
+#include <composer/modules/stochastic_depth.hpp>
 #include <composer/surgery/module_surgery.hpp>
 
 namespace composer::algorithms {

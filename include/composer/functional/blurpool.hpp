@@ -15,7 +15,7 @@
 #include <torch/optim/optimizer.h>
 
 #include <composer/functional/surgery_common.hpp>
-#include <composer/modules/blurpool_modules.hpp>
+#include <composer/modules/blurpool.hpp>
 #include <composer/surgery/module_surgery.hpp>
 
 namespace composer::functional {

@@ -14,7 +14,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/optim/optimizer.h>
 
-#include <composer/modules/factorize_modules.hpp>
+#include <composer/modules/factorize.hpp>
 #include <composer/surgery/module_surgery.hpp>
 
 namespace composer::functional {

@@ -14,7 +14,7 @@
 #include <torch/optim/optimizer.h>
 
 #include <composer/functional/surgery_common.hpp>
-#include <composer/modules/squeeze_excite_modules.hpp>
+#include <composer/modules/squeeze_excite.hpp>
 #include <composer/surgery/module_surgery.hpp>
 
 namespace composer::functional {

@@ -17,7 +17,7 @@
 #include <composer/functional/common.hpp>
 #include <composer/functional/surgery_common.hpp>
 #include <composer/models/resnet.hpp>
-#include <composer/modules/stochastic_depth_modules.hpp>
+#include <composer/modules/stochastic_depth.hpp>
 #include <composer/surgery/module_surgery.hpp>
 
 namespace composer::functional {
