@@ -1,5 +1,6 @@
 // The methods that change a model's architecture: BlurPool, ChannelsLast, SqueezeExcite and StochasticDepth
-// (their modules, functional forms and policies), on the ResNet family and through the Trainer's checkpoints.
+// (their functional forms and policies; their modules: tests/modules), on the ResNet family and through the
+// Trainer's checkpoints.
 #include <torch/torch.h>
 
 #include <composer/algorithms/blurpool.hpp>
@@ -7,12 +8,12 @@
 #include <composer/algorithms/squeeze_excite.hpp>
 #include <composer/algorithms/stochastic_depth.hpp>
 #include <composer/data/tensor_loader.hpp>
-#include <composer/functional/functional.hpp>
+#include <composer/functional.hpp>
 #include <composer/models/resnet.hpp>
-#include <composer/modules/blurpool_modules.hpp>
-#include <composer/modules/squeeze_excite_modules.hpp>
-#include <composer/modules/stochastic_depth_modules.hpp>
-#include <composer/surgery/surgery.hpp>
+#include <composer/modules/blurpool.hpp>
+#include <composer/modules/squeeze_excite.hpp>
+#include <composer/modules/stochastic_depth.hpp>
+#include <composer/surgery.hpp>
 #include <composer/io/files.hpp>
 #include <composer/trainer/trainer.hpp>
 
@@ -158,61 +159,6 @@ using namespace architecture_test;
 
 // ---------------------------------------------------------------------------------------------------------------
 // BlurPool
-
-TEST_CASE("blur_2d applies the [1 2 1]x[1 2 1]/16 filter per channel, zero-padded, with a stride") {
-  // A 3x3 image of ones, channel 2 twice channel 1: each output is the sum of the filter taps that fall inside
-  // the image — corners 9/16, edges 12/16, centre 16/16 — times the channel's value.
-  auto x = torch::ones({1, 2, 3, 3});
-  x[0][1] *= 2;
-  const auto y = cm::blur_2d(x);
-  const auto expected = torch::tensor({9.f, 12.f, 9.f, 12.f, 16.f, 12.f, 9.f, 12.f, 9.f}).reshape({3, 3}) / 16;
-  CHECK(torch::allclose(y[0][0], expected));
-  CHECK(torch::allclose(y[0][1], 2 * expected));
-  // an impulse at the centre of a 5x5 image reproduces the filter; stride 2 keeps rows and columns 0, 2, 4
-  auto impulse = torch::zeros({1, 1, 5, 5});
-  impulse[0][0][2][2] = 1;
-  const auto spread = cm::blur_2d(impulse);
-  CHECK(torch::allclose(spread[0][0].slice(0, 1, 4).slice(1, 1, 4), cm::default_blur_filter()[0][0]));
-  CHECK(spread.sum().item<float>() == doctest::Approx(1.0));
-  const auto strided = cm::blur_2d(impulse, -1, {2});
-  CHECK(strided.sizes() == std::vector<std::int64_t>{1, 1, 3, 3});
-  CHECK(strided[0][0][1][1].item<float>() == doctest::Approx(4.0 / 16));
-  CHECK(strided[0][0][0][0].item<float>() == 0.0f);
-  // an even-sized filter is refused
-  composer_test::check_bad_argument([&] { (void)cm::blur_2d(x, -1, {1}, torch::ones({1, 1, 2, 3})); },
-                                    {"odd height", "2"});
-}
-
-TEST_CASE("blurmax_pool2d: max at stride 1, then blur with the stride (values by hand)") {
-  // x[r][c] = 4r + c. 2x2 maxima at stride 1: m[i][j] = 4i + j + 5 = [[5,6,7],[9,10,11],[13,14,15]]. Blurring
-  // with stride 2 keeps m's corners: (4·5 + 2·6 + 2·9 + 10)/16 = 3.75, (4·7 + 2·6 + 2·11 + 10)/16 = 4.5,
-  // (4·13 + 2·9 + 2·14 + 10)/16 = 6.75, (4·15 + 2·11 + 2·14 + 10)/16 = 7.5.
-  const auto x = torch::arange(16, torch::kFloat).reshape({1, 1, 4, 4});
-  const auto y = cm::blurmax_pool2d(x);
-  CHECK(torch::allclose(y, torch::tensor({3.75f, 4.5f, 6.75f, 7.5f}).reshape({1, 1, 2, 2})));
-  cm::BlurMaxPool2d pool(torch::nn::MaxPool2dOptions(2));
-  CHECK(torch::allclose(pool->forward(x), y));
-}
-
-TEST_CASE("BlurConv2d blurs before (or after) the convolution it copies") {
-  torch::manual_seed(1);
-  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, 4, 3).stride(2).padding(1).bias(true));
-  const auto x = torch::randn({2, 3, 9, 9});
-  auto first = cm::BlurConv2dImpl::from_conv2d(*conv, /*blur_first=*/true);
-  CHECK(torch::equal(first->conv()->weight, conv->weight));
-  CHECK(first->conv()->weight.unsafeGetTensorImpl() != conv->weight.unsafeGetTensorImpl());  // new parameters
-  CHECK(torch::equal(first->conv()->bias, conv->bias));
-  CHECK(first->blur_filter().sizes() == std::vector<std::int64_t>{3, 1, 3, 3});
-  CHECK(torch::allclose(first->forward(x), conv->forward(cm::blur_2d(x)), 1e-5, 1e-6));
-  CHECK(first->forward(x).sizes() == std::vector<std::int64_t>{2, 4, 5, 5});
-
-  auto after = cm::BlurConv2dImpl::from_conv2d(*conv, /*blur_first=*/false);
-  CHECK((*after->conv()->options.stride())[0] == 1);
-  CHECK(after->blur_filter().sizes() == std::vector<std::int64_t>{4, 1, 3, 3});
-  const auto dense = at::conv2d(x, conv->weight, conv->bias, 1, 1);
-  CHECK(torch::allclose(after->forward(x), cm::blur_2d(dense, -1, {2}), 1e-5, 1e-6));
-  CHECK(after->forward(x).sizes() == std::vector<std::int64_t>{2, 4, 5, 5});
-}
 
 TEST_CASE("apply_blurpool replaces exactly the strided convolutions with enough input channels, and max pools") {
   // ResNet-20 (width 16, stem pooling on): the strided convolutions are layer2.0.conv1 and
@@ -387,35 +333,6 @@ TEST_CASE("the ChannelsLast policy converts the model at INIT") {
 // ---------------------------------------------------------------------------------------------------------------
 // SqueezeExcite
 
-TEST_CASE("SqueezeExcite2d gates each channel by sigmoid(W2 relu(W1 mean))") {
-  // Two channels with means 1 and 3, one hidden unit: W1 = [1, 1] → hidden relu(4) = 4; W2 = [1, -1]ᵀ → gates
-  // σ(4) = 0.98201379 and σ(−4) = 0.01798621; outputs 1·σ(4) and 3·σ(−4) = 0.05395863.
-  cm::SqueezeExcite2d se(2, /*latent_channels=*/1);
-  CHECK(se->latent_channels() == 1);
-  {
-    torch::NoGradGuard no_grad;
-    auto params = se->named_parameters();
-    REQUIRE(params.size() == 2);
-    params["pool_and_mlp.2.weight"].copy_(torch::tensor({{1.f, 1.f}}));
-    params["pool_and_mlp.4.weight"].copy_(torch::tensor({{1.f}, {-1.f}}));
-  }
-  auto x = torch::ones({1, 2, 2, 2});
-  x[0][1] *= 3;
-  const auto y = se->forward(x);
-  CHECK(torch::allclose(y[0][0], torch::full({2, 2}, 0.98201379f)));
-  CHECK(torch::allclose(y[0][1], torch::full({2, 2}, 0.05395863f)));
-  CHECK(torch::allclose(se->gates(x), torch::tensor({{0.98201379f, 0.01798621f}})));
-
-  // hidden width: a count from 1 up, a fraction of the channels below 1 (truncated)
-  CHECK(cm::SqueezeExcite2d(64, 0.25)->latent_channels() == 16);
-  CHECK(cm::SqueezeExcite2d(64, 0.3)->latent_channels() == 19);
-  CHECK(cm::SqueezeExcite2d(64, 8)->latent_channels() == 8);
-  CHECK(cm::SqueezeExcite2d(64)->latent_channels() == 8);  // Composer's module default 0.125
-  composer_test::check_bad_argument([] { cm::SqueezeExcite2d bad(4, 0.125); }, {"latent_channels", "no hidden unit"});
-  composer_test::check_bad_argument([] { cm::SqueezeExcite2d bad(4, -1); }, {"latent_channels"});
-  composer_test::check_bad_argument([&] { (void)se->forward(torch::ones({1, 3, 2, 2})); }, {"2 channels"});
-}
-
 TEST_CASE("apply_squeeze_excite wraps the convolutions with enough channels, keeping them and training the gates") {
   // ResNet-20, min_channels 32: every convolution with min(in, out) ≥ 32 — layer2: conv2 of block 0 and both
   // convolutions of blocks 1 and 2 (5; block 0's conv1 and projection read 16 channels); layer3: all seven
@@ -506,67 +423,6 @@ TEST_CASE("the SqueezeExcite policy operates at INIT with the optimizers and log
 
 // ---------------------------------------------------------------------------------------------------------------
 // StochasticDepth
-
-TEST_CASE("a dropped block returns its shortcut; eval scales the residual by 1 - p") {
-  torch::manual_seed(11);
-  const auto x = at::relu(torch::randn({4, 16, 8, 8}));
-  // identity shortcut: a dropped block returns x itself
-  composer::models::BasicBlock plain(16, 16, 1);
-  cm::StochasticBasicBlock always(plain, /*drop_rate=*/1.0);
-  always->train();
-  CHECK(torch::equal(always->forward(x), x));
-  // projected shortcut: relu(shortcut(x))
-  composer::models::BasicBlock down(16, 32, 2);
-  cm::StochasticBasicBlock dropped(down, 1.0);
-  dropped->train();
-  CHECK(dropped->has_projection());
-  CHECK(torch::allclose(dropped->forward(x), at::relu(down->shortcut(x))));
-  // p = 0 in training: the block as it was
-  cm::StochasticBasicBlock kept(down, 0.0);
-  kept->train();
-  CHECK(torch::allclose(kept->forward(x), down->forward(x)));
-  // evaluation: relu((1 − p)·residual + shortcut), no draw
-  cm::StochasticBasicBlock scaled(down, 0.25);
-  scaled->eval();
-  CHECK(torch::allclose(scaled->forward(x), at::relu(0.75 * down->residual(x) + down->shortcut(x)), 1e-5, 1e-6));
-  // in training, the block is dropped about p of the time (one draw per call)
-  composer::models::BasicBlock tiny(2, 2, 1);
-  cm::StochasticBasicBlock coin(tiny, 0.3);
-  coin->train();
-  const auto small = at::relu(torch::randn({1, 2, 3, 3})) + 0.5;
-  int dropped_calls = 0;
-  for (int i = 0; i < 400; ++i) dropped_calls += torch::equal(coin->forward(small), small);
-  CHECK(dropped_calls > 90);
-  CHECK(dropped_calls < 150);
-}
-
-TEST_CASE("sample mode drops the residual of single samples; eval scales by 1 - p") {
-  torch::manual_seed(12);
-  composer::models::BasicBlock block(8, 8, 1);
-  const auto x = at::relu(torch::randn({32, 8, 4, 4}));
-  cm::StochasticBasicBlock stochastic(block, 0.5, cm::StochasticMethod::sample);
-  stochastic->train();
-  block->train();
-  const auto y = stochastic->forward(x);
-  const auto full = block->forward(x);  // batch statistics: the same as inside the stochastic forward
-  int kept = 0, dropped = 0;
-  for (std::int64_t i = 0; i < 32; ++i) {
-    if (torch::allclose(y[i], full[i])) ++kept;
-    else if (torch::allclose(y[i], at::relu(x[i]))) ++dropped;  // identity shortcut: relu(0 + x)
-  }
-  CHECK(kept + dropped == 32);
-  CHECK(kept > 5);
-  CHECK(dropped > 5);
-  stochastic->eval();
-  block->eval();
-  CHECK(torch::allclose(stochastic->forward(x), at::relu(0.5 * block->residual(x) + x), 1e-5, 1e-6));
-  // the mask itself
-  const auto ones = torch::ones({1000, 1, 1, 1});
-  const auto masked = cm::sample_drop(ones, 0.2, /*training=*/true);
-  CHECK(((masked == 0) | (masked == 1)).all().item<bool>());
-  CHECK(masked.mean().item<double>() == doctest::Approx(0.8).epsilon(0.05));
-  CHECK(torch::allclose(cm::sample_drop(ones, 0.2, false), torch::full_like(ones, 0.8)));
-}
 
 TEST_CASE("apply_stochastic_depth wraps every basic block with its depth's drop rate") {
   // ResNet-20 has 9 blocks; linear: block i (from 0) gets (i + 1)/9 · 0.2, uniform: 0.2 each.

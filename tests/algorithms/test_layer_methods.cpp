@@ -1,8 +1,7 @@
 // Layer-replacing methods: ghost batch norm, factorization, weight standardization, gyro dropout and the
-// low-precision norms (their modules, functional forms and policies), on ResNet-20 and small slot models.
+// low-precision norms (their functional forms and policies; their modules: tests/modules), on ResNet-20 and small
+// slot models.
 #include <torch/torch.h>
-#include <ATen/autocast_mode.h>
-#include <torch/version.h>
 
 #include <composer/algorithms/factorize.hpp>
 #include <composer/algorithms/ghost_batchnorm.hpp>
@@ -22,6 +21,8 @@
 
 #include <doctest/doctest.h>
 
+#include "../support/slot_models.hpp"
+
 #include <cmath>
 #include <memory>
 #include <sstream>
@@ -37,68 +38,10 @@ namespace fn = composer::functional;
 namespace mod = composer::modules;
 using composer::Time;
 using composer::surgery::count_module_instances;
-using composer::surgery::SurgicalModule;
-
-// linear -> layer norm -> dropout -> linear, every layer in a slot.
-struct MlpImpl : SurgicalModule {
-  MlpImpl() {
-    fc1_ = register_slot("fc1", torch::nn::Linear(6, 8));
-    norm_ = register_slot("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({8})));
-    drop_ = register_slot("drop", torch::nn::Dropout(0.5));
-    fc2_ = register_slot("fc2", torch::nn::Linear(8, 3));
-  }
-  at::Tensor forward(const at::Tensor& x) { return call(fc2_, call(drop_, call(norm_, call(fc1_, x)))); }
-  Slot fc1_, norm_, drop_, fc2_;
-};
-TORCH_MODULE(Mlp);
-
-// conv -> group norm -> pool -> linear.
-struct GroupNetImpl : SurgicalModule {
-  GroupNetImpl() {
-    conv_ = register_slot("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 4, 3).padding(1)));
-    norm_ = register_slot("norm", torch::nn::GroupNorm(2, 4));
-    fc_ = register_slot("fc", torch::nn::Linear(4, 3));
-  }
-  at::Tensor forward(const at::Tensor& x) {
-    return call(fc_, call(norm_, call(conv_, x)).mean({2, 3}));
-  }
-  Slot conv_, norm_, fc_;
-};
-TORCH_MODULE(GroupNet);
-
-std::shared_ptr<torch::optim::SGD> make_sgd(torch::nn::Module& m) {
-  return std::make_shared<torch::optim::SGD>(m.parameters(), torch::optim::SGDOptions(0.1));
-}
-
-bool holds(const std::vector<at::Tensor>& list, const at::Tensor& t) {
-  for (const auto& x : list)
-    if (x.unsafeGetTensorImpl() == t.unsafeGetTensorImpl()) return true;
-  return false;
-}
-
-// The optimizer holds exactly the model's parameters, and one step on the model's loss changes them.
-void check_optimizer_trains(torch::nn::Module& model, torch::optim::Optimizer& opt, const at::Tensor& x) {
-  std::size_t held = 0;
-  for (const auto& g : opt.param_groups()) held += g.params().size();
-  const auto params = model.parameters();
-  CHECK(held == params.size());
-  for (const auto& g : opt.param_groups())
-    for (const auto& p : g.params()) CHECK(holds(params, p));
-  std::vector<at::Tensor> before;
-  for (const auto& p : params) before.push_back(p.detach().clone());
-  opt.zero_grad();
-  auto* m = &model;
-  at::Tensor out;
-  if (auto* r = dynamic_cast<composer::models::ResNetImpl*>(m)) out = r->forward(x);
-  else if (auto* p = dynamic_cast<MlpImpl*>(m)) out = p->forward(x);
-  else if (auto* g = dynamic_cast<GroupNetImpl*>(m)) out = g->forward(x);
-  out.pow(2).mean().backward();
-  opt.step();
-  bool changed = false;
-  for (std::size_t i = 0; i < params.size(); ++i)
-    if (!torch::equal(before[i], params[i].detach())) changed = true;
-  CHECK(changed);
-}
+using composer_test::check_optimizer_trains;
+using composer_test::GroupNet;
+using composer_test::make_sgd;
+using composer_test::Mlp;
 
 composer::data::TensorLoader image_loader(std::int64_t samples, std::int64_t batch) {
   torch::manual_seed(7);
@@ -131,42 +74,6 @@ TEST_CASE("layer_methods: ghost batch norm wraps all 21 batch norms of ResNet-20
   CHECK_THROWS_AS(fn::apply_ghost_batchnorm(*net, 0), std::invalid_argument);
 }
 
-TEST_CASE("layer_methods: ghost batch norm normalises each chunk by itself and updates running stats per chunk") {
-  torch::manual_seed(1);
-  torch::nn::BatchNorm2d bn(torch::nn::BatchNormOptions(3).momentum(0.1));
-  {
-    torch::NoGradGuard g;
-    bn->weight.uniform_(0.5, 1.5);
-    bn->bias.uniform_(-0.5, 0.5);
-  }
-  mod::GhostBatchNorm2d ghost(bn.ptr(), 4);
-  ghost->train();
-  const auto x = torch::randn({8, 3, 5, 5});
-  const auto y = ghost->forward(x);
-  const auto w = bn->weight.detach().view({1, 3, 1, 1});
-  const auto b = bn->bias.detach().view({1, 3, 1, 1});
-  auto r_mean = torch::zeros({3});
-  auto r_var = torch::ones({3});
-  const double m = 0.1 / 2;  // momentum split over the two chunks
-  for (int c = 0; c < 2; ++c) {
-    const auto chunk = x.narrow(0, 4 * c, 4);
-    const auto mean = chunk.mean({0, 2, 3}, true);
-    const auto var = chunk.var({0, 2, 3}, /*unbiased=*/false, true);
-    const auto expected = (chunk - mean) / torch::sqrt(var + 1e-5) * w + b;
-    CHECK(torch::allclose(y.narrow(0, 4 * c, 4), expected, 1e-4, 1e-5));
-    // running stats: (1 − m)·old + m·chunk statistic, the variance unbiased (n = 4·5·5)
-    r_mean = (1 - m) * r_mean + m * mean.flatten();
-    r_var = (1 - m) * r_var + m * chunk.var({0, 2, 3}, /*unbiased=*/true).flatten();
-  }
-  CHECK(torch::allclose(bn->running_mean, r_mean, 1e-5, 1e-6));
-  CHECK(torch::allclose(bn->running_var, r_var, 1e-5, 1e-6));
-  CHECK(bn->options.momentum().value() == doctest::Approx(0.1));  // restored after the pass
-  ghost->eval();
-  const auto e = ghost->forward(x);
-  CHECK(torch::allclose(e, (x - r_mean.view({1, 3, 1, 1})) / torch::sqrt(r_var.view({1, 3, 1, 1}) + 1e-5) * w + b,
-                        1e-4, 1e-5));
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Factorization
 
@@ -190,51 +97,6 @@ TEST_CASE("layer_methods: factorization picks the wide layers of ResNet-20 that 
   CHECK_THROWS_AS(fn::apply_factorization(*net, true, true, 32, -0.5), std::invalid_argument);
 }
 
-TEST_CASE("layer_methods: factorization follows Composer's size rules") {
-  CHECK(mod::clean_latent_size(0.25, 64, 10) == 2);
-  CHECK(mod::clean_latent_size(0.01, 64, 10) == 1);  // at least one
-  CHECK(mod::clean_latent_size(5, 64, 10) == 5);
-  CHECK(mod::max_rank_with_possible_speedup(12, 10) == 5);      // 120/22 = 5.45 → 5
-  CHECK(mod::max_rank_with_possible_speedup(10, 10) == 4);      // 100/20 = 5 exactly → 4
-  CHECK(mod::max_rank_with_possible_speedup(4, 6, 9) == 5);     // 216/42 = 5.14 → 5
-}
-
-TEST_CASE("layer_methods: a factorized layer is the truncated SVD of the original") {
-  torch::manual_seed(3);
-  torch::nn::Linear linear(12, 10);
-  mod::FactorizedLinear f(mod::FactorizedLinearImpl::from_linear(*linear, 3));
-  CHECK(f->latent_features() == 3);
-  const auto w = linear->weight.detach().to(torch::kDouble);
-  const auto product = torch::matmul(f->module1()->weight, f->module0()->weight).detach().to(torch::kDouble);
-  const auto s = torch::linalg_svdvals(w);
-  const double dropped = s.narrow(0, 3, s.size(0) - 3).pow(2).sum().sqrt().item<double>();
-  CHECK((w - product).norm().item<double>() == doctest::Approx(dropped).epsilon(1e-4));
-  CHECK(torch::allclose(f->module1()->bias, linear->bias));
-  CHECK(mod::factorizing_could_speedup(*linear, 5));
-  CHECK_FALSE(mod::factorizing_could_speedup(*linear, 6));  // 6 > 5: no saving
-
-  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(4, 6, 3).padding(1));
-  mod::FactorizedConv2d fc(mod::FactorizedConv2dImpl::from_conv2d(*conv, 2));
-  CHECK(fc->latent_channels() == 2);
-  CHECK(fc->module0()->weight.sizes() == torch::IntArrayRef({2, 4, 3, 3}));
-  CHECK(fc->module1()->weight.sizes() == torch::IntArrayRef({6, 2, 1, 1}));
-  const auto cw = conv->weight.detach().reshape({6, -1}).to(torch::kDouble);
-  const auto cp = torch::matmul(fc->module1()->weight.detach().reshape({6, 2}),
-                                fc->module0()->weight.detach().reshape({2, -1})).to(torch::kDouble);
-  const auto cs = torch::linalg_svdvals(cw);
-  CHECK((cw - cp).norm().item<double>() ==
-        doctest::Approx(cs.narrow(0, 2, cs.size(0) - 2).pow(2).sum().sqrt().item<double>()).epsilon(1e-4));
-  // A kernel of rank 2 is reproduced exactly by a rank-2 factorization.
-  torch::nn::Conv2d low(torch::nn::Conv2dOptions(4, 6, 3).padding(1));
-  {
-    torch::NoGradGuard g;
-    low->weight.copy_(torch::matmul(torch::randn({6, 2}), torch::randn({2, 36})).reshape({6, 4, 3, 3}));
-  }
-  mod::FactorizedConv2d exact(mod::FactorizedConv2dImpl::from_conv2d(*low, 2));
-  const auto x = torch::randn({2, 4, 5, 5});
-  CHECK(torch::allclose(exact->forward(x), low->forward(x), 1e-4, 1e-4));
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Weight standardization
 
@@ -253,25 +115,6 @@ TEST_CASE("layer_methods: weight standardization wraps ResNet-20's convolutions,
   CHECK(fn::apply_weight_standardization(*other, 0).count() == 2);  // the rest, once
   CHECK(fn::apply_weight_standardization(*other, 0).count() == 0);
   CHECK_THROWS_AS(fn::apply_weight_standardization(*other, -1), std::invalid_argument);
-}
-
-TEST_CASE("layer_methods: a standardised kernel is (W - mean) / sqrt(var + 1e-10) per output channel") {
-  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(1, 2, torch::ExpandingArray<2>({1, 2})).bias(true));
-  {
-    torch::NoGradGuard g;
-    conv->weight.copy_(torch::tensor({1.0f, 3.0f, 2.0f, 2.0f}).reshape({2, 1, 1, 2}));
-    conv->bias.copy_(torch::tensor({0.5f, -0.5f}));
-  }
-  // channel 0: mean 2, variance 1 → (−1, 1)/sqrt(1 + 1e-10); channel 1: variance 0 → (0, 0)
-  const auto s = mod::standardize_weight(conv->weight.detach());
-  CHECK(s[0][0][0][0].item<double>() == doctest::Approx(-1.0));
-  CHECK(s[0][0][0][1].item<double>() == doctest::Approx(1.0));
-  CHECK(s[1].abs().sum().item<double>() == 0.0);
-  mod::WSConv2d ws(conv);
-  const auto y = ws->forward(torch::tensor({1.0f, 0.0f}).reshape({1, 1, 1, 2}));
-  CHECK(y[0][0][0][0].item<double>() == doctest::Approx(-0.5));
-  CHECK(y[0][1][0][0].item<double>() == doctest::Approx(-0.5));
-  CHECK(ws->weight[0][0][0][1].item<double>() == doctest::Approx(3.0));  // stored weight unchanged
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -349,34 +192,6 @@ TEST_CASE("layer_methods: the gyro dropout policy's state survives a checkpoint 
 // ---------------------------------------------------------------------------------------------------------------
 // Low-precision norms
 
-TEST_CASE("layer_methods: low-precision layer and group norms equal the float ones on CPU fp32") {
-  torch::manual_seed(7);
-  auto mlp = Mlp();
-  auto opt = make_sgd(*mlp);
-  const auto x = torch::randn({4, 6});
-  mlp->eval();
-  const auto before = mlp->forward(x);
-  CHECK(fn::apply_low_precision_layernorm(*mlp, composer::Precision::amp_bf16, {opt}).count() == 1);
-  CHECK(count_module_instances<mod::LPLayerNormImpl>(*mlp) == 1);
-  CHECK(torch::equal(mlp->forward(x), before));
-  mlp->train();
-  check_optimizer_trains(*mlp, *opt, x);
-
-  auto gnet = GroupNet();
-  auto gopt = make_sgd(*gnet);
-  const auto img = torch::randn({2, 1, 6, 6});
-  const auto gbefore = gnet->forward(img);
-  CHECK(fn::apply_low_precision_groupnorm(*gnet, composer::Precision::amp_bf16, {gopt}).count() == 1);
-  CHECK(torch::equal(gnet->forward(img), gbefore));
-  check_optimizer_trains(*gnet, *gopt, img);
-
-  torch::nn::LayerNorm ln(torch::nn::LayerNormOptions({5}));
-  mod::LPLayerNorm lp(*ln);
-  CHECK(lp->weight.unsafeGetTensorImpl() == ln->weight.unsafeGetTensorImpl());
-  const auto v = torch::randn({3, 5});
-  CHECK(torch::equal(lp->forward(v), ln->forward(v)));
-}
-
 TEST_CASE("layer_methods: the shared low-precision norm surgery replaces only its own kind, once, under amp only") {
   torch::manual_seed(9);
   auto mlp = Mlp();
@@ -419,60 +234,6 @@ TEST_CASE("layer_methods: LowPrecisionLayerNorm and LowPrecisionGroupNorm keep t
   CHECK(mod::LPGroupNorm(*gn)->name() == "LPGroupNorm");
   CHECK(mod::LPGroupNormImpl::from_groupnorm(*gn)->options.num_groups() == 2);
   CHECK(mod::LPLayerNormImpl::from_layernorm(*ln)->options.normalized_shape() == std::vector<std::int64_t>{5});
-}
-
-// Turns CPU autocast on in bfloat16 for its lifetime (and back off after).
-struct CpuBf16Autocast {
-  CpuBf16Autocast() {
-#if TORCH_VERSION_MAJOR >= 2
-    at::autocast::set_autocast_enabled(at::kCPU, true);
-    at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
-#else
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-#endif
-  }
-  ~CpuBf16Autocast() {
-#if TORCH_VERSION_MAJOR >= 2
-    at::autocast::set_autocast_enabled(at::kCPU, false);
-#else
-    at::autocast::set_cpu_enabled(false);
-#endif
-  }
-};
-
-TEST_CASE("layer_methods: under CPU bf16 autocast the low-precision norms compute in bfloat16") {
-  torch::manual_seed(8);
-  torch::nn::LayerNorm ln(torch::nn::LayerNormOptions({5}));
-  torch::nn::GroupNorm gn(torch::nn::GroupNormOptions(2, 4));
-  {
-    torch::NoGradGuard no_grad;
-    ln->weight.uniform_(0.5, 1.5);
-    ln->bias.uniform_(-0.5, 0.5);
-    gn->weight.uniform_(0.5, 1.5);
-    gn->bias.uniform_(-0.5, 0.5);
-  }
-  mod::LPLayerNorm lp_ln(*ln);
-  mod::LPGroupNorm lp_gn(*gn);
-  const auto v = torch::randn({3, 5});
-  const auto img = torch::randn({2, 4, 3, 3});
-  // independent expectation: the functional norms on bfloat16 copies of input, weight and bias
-  const auto bf = [](const at::Tensor& t) { return t.to(at::kBFloat16); };
-  const auto want_ln = at::layer_norm(bf(v), {5}, bf(ln->weight), bf(ln->bias), 1e-5);
-  const auto want_gn = at::group_norm(bf(img), 2, bf(gn->weight), bf(gn->bias), 1e-5);
-  at::Tensor got_ln, got_gn;
-  {
-    CpuBf16Autocast autocast;
-    got_ln = lp_ln->forward(v);
-    got_gn = lp_gn->forward(img);
-  }
-  CHECK((got_ln.scalar_type() == at::kBFloat16));
-  CHECK((got_gn.scalar_type() == at::kBFloat16));
-  CHECK(torch::equal(got_ln, want_ln));
-  CHECK(torch::equal(got_gn, want_gn));
-  // autocast off again: exactly the float modules
-  CHECK((lp_ln->forward(v).scalar_type() == at::kFloat));
-  CHECK(torch::equal(lp_gn->forward(img), gn->forward(img)));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -4,14 +4,14 @@
 #include <composer/algorithms.hpp>
 #include <composer/data/tensor_loader.hpp>
 #include <composer/models/resnet.hpp>
-#include <composer/modules/blurpool_modules.hpp>
-#include <composer/modules/factorize_modules.hpp>
+#include <composer/modules/blurpool.hpp>
+#include <composer/modules/factorize.hpp>
 #include <composer/modules/ghost_batchnorm.hpp>
 #include <composer/modules/gyro_dropout.hpp>
-#include <composer/modules/squeeze_excite_modules.hpp>
-#include <composer/modules/stochastic_depth_modules.hpp>
+#include <composer/modules/squeeze_excite.hpp>
+#include <composer/modules/stochastic_depth.hpp>
 #include <composer/modules/weight_standardization.hpp>
-#include <composer/surgery/surgery.hpp>
+#include <composer/surgery.hpp>
 #include <composer/trainer/trainer.hpp>
 
 #include <doctest/doctest.h>
