@@ -15,7 +15,9 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <torch/data.h>
 
+#include <composer/data/any_loader.hpp>
 #include <composer/data/fashion_mnist.hpp>
 #include <composer/data/idx.hpp>
 #include <composer/data/tensor_loader.hpp>
@@ -827,4 +829,91 @@ TEST_CASE("TensorLoader over the real Fashion-MNIST test split") {
   }
   CHECK(samples == 10000);
   CHECK(to_vector(counts) == std::vector<std::int64_t>(10, 1000));
+}
+
+namespace any_loader_test {
+
+/// Ten examples: example i is the input [i, i] with target i.
+struct Counting : torch::data::datasets::Dataset<Counting> {
+  torch::data::Example<> get(std::size_t i) override {
+    return {at::full({2}, static_cast<double>(i)), at::scalar_tensor(static_cast<std::int64_t>(i), at::kLong)};
+  }
+  c10::optional<std::size_t> size() const override { return 10; }
+};
+
+/// A torch::data loader over Counting in batches of 4, in order (make_data_loader samples at random by default).
+auto counting_loader() {
+  return torch::data::make_data_loader<torch::data::samplers::SequentialSampler>(
+      Counting{}, torch::data::DataLoaderOptions().batch_size(4));
+}
+
+/// The targets of one epoch (skipping `skip` batches), each batch's size, and a check that inputs match targets.
+std::vector<std::int64_t> epoch_targets(composer::data::AnyLoader& loader, std::vector<std::int64_t>* sizes,
+                                        std::int64_t epoch = 0, std::int64_t skip = 0) {
+  std::vector<std::int64_t> targets;
+  loader.start_epoch(epoch, skip);
+  while (auto batch = loader.next()) {
+    REQUIRE(batch->inputs.dim() == 2);
+    CHECK(at::equal(batch->inputs.select(1, 0).to(at::kLong), batch->targets));
+    if (sizes) sizes->push_back(batch->inputs.size(0));
+    for (auto t : to_vector(batch->targets)) targets.push_back(t);
+  }
+  return targets;
+}
+
+}  // namespace any_loader_test
+
+TEST_CASE("AnyLoader: a torch::data loader moved in, shared, or referred to with std::ref; batches stacked") {
+  using any_loader_test::counting_loader;
+  using any_loader_test::epoch_targets;
+  const std::vector<std::int64_t> all{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+
+  SUBCASE("moved in: the AnyLoader owns it and iterates it every epoch") {
+    auto loader = counting_loader();
+    composer::data::AnyLoader any(std::move(loader));
+    std::vector<std::int64_t> sizes;
+    CHECK(epoch_targets(any, &sizes) == all);
+    CHECK(sizes == std::vector<std::int64_t>{4, 4, 2});
+    CHECK(epoch_targets(any, nullptr, /*epoch=*/1) == all);
+    // skipping the first batch replays and drops it (a torch::data loader has no begin(skip))
+    CHECK(epoch_targets(any, nullptr, 2, /*skip=*/1) == std::vector<std::int64_t>{4, 5, 6, 7, 8, 9});
+  }
+  SUBCASE("std::ref: iterated in place, still the caller's afterwards") {
+    auto kept = counting_loader();
+    {
+      composer::data::AnyLoader any(std::ref(*kept));
+      CHECK(epoch_targets(any, nullptr, 0, /*skip=*/2) == std::vector<std::int64_t>{8, 9});
+    }
+    std::int64_t samples = 0;
+    for (auto& batch : *kept) samples += static_cast<std::int64_t>(batch.size());
+    CHECK(samples == 10);
+  }
+  SUBCASE("shared: the AnyLoader holds one more reference") {
+    std::shared_ptr shared = counting_loader();
+    composer::data::AnyLoader any(shared);
+    CHECK(shared.use_count() == 2);
+    CHECK(epoch_targets(any, nullptr) == all);
+  }
+}
+
+TEST_CASE("AnyLoader: a vector of batches is copied, and misuse is a clear error") {
+  std::vector<composer::Batch> batches{{at::ones({3, 2}), at::zeros({3}, at::kLong)},
+                                       {at::ones({1, 2}), at::ones({1}, at::kLong)}};
+  composer::data::AnyLoader any(batches);
+  CHECK(any.size() == std::optional<std::int64_t>(2));
+  any.start_epoch(0);
+  auto first = any.next();
+  REQUIRE(first);
+  CHECK(first->inputs.size(0) == 3);
+  batches.clear();  // the AnyLoader iterates its own copy of the vector
+  CHECK(any.next());
+  CHECK_FALSE(any.next());
+
+  composer::data::AnyLoader not_started(batches);
+  CHECK_THROWS_WITH_AS(not_started.next(), doctest::Contains("next() called before start_epoch()"), std::logic_error);
+  composer::data::AnyLoader empty;
+  CHECK_FALSE(empty);
+  CHECK_THROWS_WITH_AS(empty.start_epoch(0), doctest::Contains("no data loader was given"), std::logic_error);
+  CHECK_THROWS_WITH_AS(any.start_epoch(0, -1), doctest::Contains("negative number of batches"),
+                       std::invalid_argument);
 }

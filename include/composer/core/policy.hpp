@@ -213,7 +213,12 @@ struct policy_check {
   static_assert(!std::is_polymorphic_v<P>,
                 "composer: a policy must not have virtual functions or a polymorphic base: the Engine dispatches "
                 "statically");
-  static_assert(declares_events<P>,
+  static_assert(detail::looks_like_a_policy<P>::value,
+                "composer: this type is not a policy (it has none of the policy protocol's members): a policy declares "
+                "`static constexpr composer::EventSet events{...}` and `apply(event, state)` or `apply(event, state, "
+                "logger)`. An algorithm's options struct (e.g. MixUpOptions) is not one: did you mean the algorithm, "
+                "e.g. `Trainer<MixUp>`, constructed with these options (`MixUp(mixup_options)`)?");
+  static_assert(!std::is_class_v<P> || !detail::declares_a_policy_member<P> || declares_events<P>,
                 "composer: the policy has no `static constexpr composer::EventSet events{...}` member naming the "
                 "events it handles");
   static_assert(role_of<P> == Role::algorithm || role_of<P> == Role::callback || role_of<P> == Role::logger,

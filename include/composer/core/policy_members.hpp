@@ -2,8 +2,11 @@
 /// \file
 /// Whether a policy declares one of its optional members at all, whatever its signature: what lets
 /// `composer::policy_check` (core/policy.hpp) turn a member declared in the wrong form, which the library
-/// would otherwise skip without a word, into a compile error. Torch-free: a checkpoint archive or a state is
-/// stood in for by `detail::any_argument`.
+/// would otherwise skip without a word, into a compile error, and tell a type that declares none of the
+/// protocol's members (not a policy at all) from a policy with one member wrong. Torch-free: a checkpoint
+/// archive or a state is stood in for by `detail::any_argument`.
+
+#include <type_traits>
 
 namespace composer::detail {
 
@@ -43,6 +46,8 @@ COMPOSER_DETAIL_DECLARES_MEMBER(post_close)
 COMPOSER_DETAIL_DECLARES_MEMBER(match)
 /// `declares_draw<P>`: `P` has a member `draw` (a fused stage's parameters).
 COMPOSER_DETAIL_DECLARES_MEMBER(draw)
+/// `declares_apply<P>`: `P` has a member `apply` (what a policy does on its events), in any form.
+COMPOSER_DETAIL_DECLARES_MEMBER(apply)
 
 #undef COMPOSER_DETAIL_DECLARES_MEMBER
 
@@ -67,5 +72,30 @@ concept declares_name = requires { &P::name; };
 /// True when `P` declares a member `placement`.
 template <class P>
 concept declares_placement = requires { &P::placement; };
+
+/// True when `P` declares a member `events`, of any type.
+template <class P>
+concept declares_events_member = requires { &P::events; };
+
+/// True when `P` declares a member `role`.
+template <class P>
+concept declares_role = requires { &P::role; };
+
+/// True when `P` declares at least one member of the policy protocol, in whatever form: what tells a policy
+/// with a member wrong (reported member by member) from a type that is not a policy at all, such as an
+/// algorithm's options struct. The cheap checks come first; the disjunction stops at the first member found.
+template <class P>
+concept declares_a_policy_member =
+    declares_events_member<P> || declares_role<P> || declares_placement<P> || declares_name<P> ||
+    declares_stage_type<P> || declares_stage_event<P> || declares_touches_inputs<P> || declares_apply<P> ||
+    declares_match<P> || declares_save_state<P> || declares_load_state<P> || declares_log_metrics<P> ||
+    declares_log_hyperparameters<P> || declares_close<P> || declares_post_close<P> || declares_draw<P>;
+
+/// `value` is false exactly when `P` is a class that declares no member of the policy protocol. A class template,
+/// so that the compiler's note on a failed check names `P`.
+template <class P>
+struct looks_like_a_policy {
+  static constexpr bool value = !std::is_class_v<P> || declares_a_policy_member<P>;
+};
 
 }  // namespace composer::detail

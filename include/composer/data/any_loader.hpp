@@ -73,24 +73,62 @@ template <class L>
 L& deref(std::reference_wrapper<L>& loader) {
   return loader.get();
 }
+
+template <class T>
+struct is_unique_ptr : std::false_type {};
+template <class T, class D>
+struct is_unique_ptr<std::unique_ptr<T, D>> : std::true_type {};
+
+template <class>
+inline constexpr bool dependent_false = false;
+
+/// The shared holder AnyLoader keeps `loader` in: a copy of it, or `loader` itself when moved in. A loader that
+/// cannot be copied and is not moved in is a compile error saying how to pass it.
+template <class Loader>
+auto hold(Loader&& loader) {
+  using L = std::remove_cvref_t<Loader>;
+  if constexpr (std::is_pointer_v<L>) {
+    static_assert(dependent_false<L>,
+                  "composer: a data loader cannot be passed as a raw pointer (who would own it?): pass "
+                  "std::ref(*pointer) to iterate a loader owned elsewhere (it must outlive the Trainer), or the "
+                  "loader itself, moved in");
+    return std::shared_ptr<std::vector<Batch>>();  // no further errors after the one above
+  } else if constexpr (is_unique_ptr<L>::value && !std::is_constructible_v<L, Loader&&>) {
+    static_assert(dependent_false<L>,
+                  "composer: a torch::data loader is a std::unique_ptr, which cannot be copied: pass it with "
+                  "std::move(loader) (the Trainer then owns it), or std::ref(*loader) to keep it and let the Trainer "
+                  "iterate it in place (it must outlive the Trainer), or share it as a std::shared_ptr");
+    return std::shared_ptr<std::vector<Batch>>();
+  } else if constexpr (!std::is_constructible_v<L, Loader&&>) {
+    static_assert(dependent_false<L>,
+                  "composer: this data loader cannot be copied: pass it with std::move(loader) (the Trainer then owns "
+                  "it), or std::ref(loader) to let the Trainer iterate it in place (it must outlive the Trainer)");
+    return std::shared_ptr<std::vector<Batch>>();
+  } else {
+    return std::make_shared<L>(std::forward<Loader>(loader));
+  }
+}
 }  // namespace detail
 
 /// A data loader of any type, erased: iterating an epoch yields `composer::Batch`es. It accepts
 /// `composer::data::TensorLoader`, any input range of batches / `torch::data::Example`s / (input, target)
-/// pairs, `torch::data` loaders held by `std::unique_ptr` (as `torch::data::make_data_loader` returns them),
-/// and `std::ref(loader)` to iterate a loader owned elsewhere. Loaders with `set_epoch(e)` get it at every
-/// epoch, and loaders with `begin(skip)` resume mid-epoch without replaying; others replay and discard the
-/// skipped batches. Composer counterpart: the `DataLoader` inside `composer.core.DataSpec`.
+/// pairs, `torch::data` loaders held by `std::unique_ptr` (as `torch::data::make_data_loader` returns them,
+/// moved in) or by `std::shared_ptr`, and `std::ref(loader)` to iterate a loader owned elsewhere. Loaders with
+/// `set_epoch(e)` get it at every epoch, and loaders with `begin(skip)` resume mid-epoch without replaying;
+/// others replay and discard the skipped batches. Composer counterpart: the `DataLoader` inside
+/// `composer.core.DataSpec`.
 class AnyLoader {
  public:
   /// No loader.
   AnyLoader() = default;
 
-  /// Takes ownership of `loader` (moved in) or, through `std::ref`, refers to it.
+  /// Takes ownership of `loader` (moved in, or copied), shares it (a `std::shared_ptr`) or, through `std::ref`,
+  /// refers to it. A loader that cannot be copied, such as the `std::unique_ptr` of `torch::data`, must be moved in:
+  /// passing it as an lvalue is a compile error saying so.
   template <class Loader>
     requires(!std::is_same_v<std::remove_cvref_t<Loader>, AnyLoader>)
   AnyLoader(Loader&& loader)  // NOLINT(google-explicit-constructor): a loader is naturally an AnyLoader
-      : AnyLoader(std::make_shared<std::remove_cvref_t<Loader>>(std::forward<Loader>(loader)), 0) {}
+      : AnyLoader(detail::hold(std::forward<Loader>(loader)), 0) {}
 
   /// Whether a loader is held.
   explicit operator bool() const noexcept { return static_cast<bool>(start_); }
