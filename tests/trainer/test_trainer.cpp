@@ -4,12 +4,15 @@
 #include <composer/data/tensor_loader.hpp>
 #include <composer/functional/mixup.hpp>
 #include <composer/io/files.hpp>
+#include <composer/optim/schedulers.hpp>
 #include <composer/trainer/trainer.hpp>
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -303,6 +306,180 @@ TEST_CASE("save at step k, resume, finish: bit-identical to an uninterrupted run
   CHECK_FALSE(torch::equal(fresh_net->parameters()[0], b[0]));
 }
 
+namespace trainer_test {
+// What a callback can read at every event: the event, the clock, the first group's learning rate and the loss
+// (`none` while State::loss holds none), one line each, with exact (hexadecimal) values.
+struct Trace {
+  static constexpr composer::Role role = composer::Role::callback;
+  static constexpr composer::EventSet events = composer::EventSet::all();
+  std::vector<std::string> lines;
+  void apply(Event e, composer::State& state) {
+    std::ostringstream line;
+    line << std::hexfloat << composer::to_string(e) << " ep" << state.timestamp.epoch().count() << " ba"
+         << state.timestamp.batch().count() << " lr=" << state.optimizers.front()->param_groups().front().options().get_lr()
+         << " loss=";
+    if (state.loss.defined())
+      line << state.loss.item<double>();
+    else
+      line << "none";
+    lines.push_back(line.str());
+  }
+  // The lines after the first one starting with `prefix` (the point a checkpoint was taken).
+  std::vector<std::string> after(const std::string& prefix) const {
+    for (std::size_t i = 0; i < lines.size(); ++i)
+      if (lines[i].rfind(prefix, 0) == 0) return {lines.begin() + static_cast<std::ptrdiff_t>(i) + 1, lines.end()};
+    FAIL("no event line starts with " << prefix);
+    return {};
+  }
+};
+
+// 12 samples in batches of 4 (three batches an epoch), evaluated every epoch, with dropout, shuffling, momentum and
+// a learning rate that changes every batch.
+composer::TrainerOptions epoch_end_options(torch::nn::Module& net, const std::string& save_folder, Time save_interval,
+                                           const std::string& load_path) {
+  return {.train_dataloader = make_loader(12, 4, /*shuffle=*/true, /*seed=*/7),
+          .eval_dataloader = make_loader(6, 3),
+          .max_duration = Time("3ep"),
+          .optimizers = {sgd(net, 0.05, 0.9)},
+          .schedulers = {composer::optim::LinearScheduler{.alpha_i = 1.0, .alpha_f = 0.1, .t_max = Time("9ba")}},
+          .save_folder = save_folder,
+          .save_interval = save_interval,
+          .load_path = load_path,
+          .seed = 11,
+          .progress_bar = false};
+}
+
+// The two traces are equal line for line; a difference is reported at its first line.
+void check_same_trace(const std::vector<std::string>& resumed, const std::vector<std::string>& uninterrupted) {
+  CHECK(resumed.size() == uninterrupted.size());
+  for (std::size_t i = 0; i < std::min(resumed.size(), uninterrupted.size()); ++i) {
+    if (resumed[i] == uninterrupted[i]) continue;
+    CAPTURE(i);
+    CHECK(resumed[i] == uninterrupted[i]);
+    return;
+  }
+}
+
+void check_same_parameters(torch::nn::Module& a, torch::nn::Module& b) {
+  const auto pa = a.parameters();
+  const auto pb = b.parameters();
+  REQUIRE(pa.size() == pb.size());
+  for (std::size_t i = 0; i < pa.size(); ++i) CHECK(torch::equal(pa[i], pb[i]));
+}
+}  // namespace trainer_test
+
+TEST_CASE("a checkpoint taken at the end of an epoch resumes with the next epoch's EPOCH_START") {
+  // save_interval 1ep saves at EPOCH_CHECKPOINT, after EPOCH_END and its evaluation, with the clock already at the
+  // next epoch (batch_in_epoch 0): the resumed run goes on with that epoch and never repeats the finished one's end.
+  const std::string dir = fresh_dir("epoch_end");
+  auto reference_net = make_dropout_net(42);
+  composer::Trainer<Trace> reference(reference_net, epoch_end_options(*reference_net, dir, Time("1ep"), ""));
+  reference.fit();
+  const std::string checkpoint = dir + "/ep1-ba3-rank0.pt";
+  REQUIRE(io::exists(checkpoint));
+
+  auto resumed_net = make_dropout_net(999);
+  composer::Trainer<Trace> resumed(resumed_net, epoch_end_options(*resumed_net, "", Time("1ep"), checkpoint));
+  CHECK(resumed.state().timestamp.epoch().count() == 1);
+  CHECK(resumed.state().timestamp.batch_in_epoch().count() == 0);
+  resumed.fit();
+
+  const auto tail = resumed.get<Trace>().after("fit_start");
+  REQUIRE_FALSE(tail.empty());
+  CHECK(tail.front().rfind("epoch_start ep1 ba3", 0) == 0);
+  // every later event sees what the uninterrupted run saw: clock, learning rate and loss, bit for bit
+  check_same_trace(tail, reference.get<Trace>().after("epoch_checkpoint ep1 ba3"));
+  check_same_parameters(*reference_net, *resumed_net);
+}
+
+TEST_CASE("a checkpoint taken on the last batch of an epoch resumes at that epoch's end, as Composer does") {
+  // A batch interval saves at BATCH_CHECKPOINT, before the epoch ended: the clock is at batch_in_epoch 3 of 3 and
+  // EPOCH_END, the epoch's evaluation and EPOCH_CHECKPOINT have not happened yet in that checkpoint. The resumed
+  // run fires them once (Composer's `_train_loop` finds the loader exhausted and ends the epoch), before any batch,
+  // with the learning rate and loss the uninterrupted run had there.
+  const std::string dir = fresh_dir("last_batch");
+  auto reference_net = make_dropout_net(42);
+  composer::Trainer<Trace> reference(reference_net, epoch_end_options(*reference_net, dir, Time("3ba"), ""));
+  reference.fit();
+  const std::string checkpoint = dir + "/ep0-ba3-rank0.pt";
+  REQUIRE(io::exists(checkpoint));
+
+  auto resumed_net = make_dropout_net(999);
+  composer::Trainer<Trace> resumed(resumed_net, epoch_end_options(*resumed_net, "", Time("3ba"), checkpoint));
+  CHECK(resumed.state().timestamp.epoch().count() == 0);
+  CHECK(resumed.state().timestamp.batch_in_epoch().count() == 3);
+  // before any batch: the learning rate the last batch trained with (the schedule at ba2, 1 - 0.9 * 2/9 of 0.05),
+  // not the optimizer's initial 0.05, and the last batch's loss
+  const double lr = resumed.state().optimizers.front()->param_groups().front().options().get_lr();
+  CHECK(lr == doctest::Approx(0.05 * (1.0 - 0.9 * 2.0 / 9.0)).epsilon(1e-12));
+  CHECK(resumed.state().loss.defined());
+  resumed.fit();
+
+  const auto& lines = resumed.get<Trace>().lines;
+  REQUIRE(lines.size() > 5);
+  CHECK(lines[2].rfind("after_load ep0 ba3 ", 0) == 0);
+  CHECK(lines[2].find("loss=none") == std::string::npos);
+  const auto tail = resumed.get<Trace>().after("fit_start");
+  REQUIRE(tail.size() > 2);
+  CHECK(tail[0].rfind("before_dataloader ep0 ba3", 0) == 0);
+  CHECK(tail[1].rfind("epoch_end ep1 ba3", 0) == 0);
+  check_same_trace(tail, reference.get<Trace>().after("batch_checkpoint ep0 ba3"));
+  const auto epoch_ends = std::count_if(tail.begin(), tail.end(), [](const std::string& l) { return l.rfind("epoch_end", 0) == 0; });
+  CHECK(epoch_ends == 3);  // epochs 0, 1 and 2 each end once
+  check_same_parameters(*reference_net, *resumed_net);
+}
+
+TEST_CASE("a mid-epoch resume keeps the learning rate a per-epoch schedule set at the epoch's start") {
+  // Stepped per epoch, the schedule sets the rate at the first batch of an epoch only: a run resumed inside the
+  // epoch must train its remaining batches at the checkpointed rate, not at the optimizer's initial one.
+  const std::string dir = fresh_dir("per_epoch_schedule");
+  auto options = [](torch::nn::Module& net, const std::string& load_path) {
+    composer::TrainerOptions o = epoch_end_options(net, "", Time("1ep"), load_path);
+    o.schedulers = {composer::optim::LinearScheduler{.alpha_i = 1.0, .alpha_f = 0.1, .t_max = Time("3ep")}};
+    o.step_schedulers_every_batch = false;
+    return o;
+  };
+  auto reference_net = make_dropout_net(42);
+  composer::Trainer<Trace> reference(reference_net, options(*reference_net, ""));
+  reference.fit();
+
+  auto first_net = make_dropout_net(42);
+  composer::Trainer<Trace> first(first_net, options(*first_net, ""));
+  first.fit(Time("4ba"));  // epoch 1, batch 1 of 3
+  first.save_checkpoint(dir + "/mid.pt");
+
+  auto resumed_net = make_dropout_net(999);
+  composer::Trainer<Trace> resumed(resumed_net, options(*resumed_net, dir + "/mid.pt"));
+  const double lr = resumed.state().optimizers.front()->param_groups().front().options().get_lr();
+  CHECK(lr == doctest::Approx(0.05 * (1.0 - 0.9 / 3.0)).epsilon(1e-12));  // the schedule at epoch 1, not 0.05
+  resumed.fit();
+  check_same_trace(resumed.get<Trace>().after("fit_start"), reference.get<Trace>().after("batch_checkpoint ep1 ba4"));
+  check_same_parameters(*reference_net, *resumed_net);
+}
+
+TEST_CASE("State::loss holds no tensor before a run's first loss, and a checkpoint carries the last one") {
+  const std::string dir = fresh_dir("loss");
+  auto net = make_linear();
+  composer::Trainer<> trainer(net, {.train_dataloader = make_loader(8, 4), .max_duration = Time("1ba"),
+                                    .optimizers = {sgd(*net)}, .seed = 1, .progress_bar = false});
+  CHECK_FALSE(trainer.state().loss.defined());
+  trainer.save_checkpoint(dir + "/before.pt");  // no loss yet: none saved
+  trainer.fit();
+  REQUIRE(trainer.state().loss.defined());
+  const double loss = trainer.state().loss.item<double>();
+  trainer.save_checkpoint(dir + "/after.pt");
+
+  auto fresh_net = make_linear(3);
+  composer::Trainer<> fresh(fresh_net, {.train_dataloader = make_loader(8, 4), .max_duration = Time("2ba"),
+                                        .optimizers = {sgd(*fresh_net)}, .load_path = dir + "/after.pt", .seed = 1,
+                                        .progress_bar = false});
+  REQUIRE(fresh.state().loss.defined());
+  CHECK(fresh.state().loss.item<double>() == loss);
+  CHECK_FALSE(fresh.state().loss.requires_grad());
+  fresh.load_checkpoint(dir + "/before.pt");
+  CHECK_FALSE(fresh.state().loss.defined());
+}
+
 TEST_CASE("checkpoints are saved at intervals, the last k kept, and latest points at the newest") {
   const std::string dir = fresh_dir("interval");
   auto net = make_linear();
@@ -464,6 +641,19 @@ TEST_CASE("TrainerOptions::validate names the first option that cannot work") {
   CHECK(message({.save_interval = Time("0ba")}) == "accepted");
   CHECK(message({.precision = composer::Precision::amp_bf16}) == "composer: precision amp_bf16 needs a CUDA device");
   CHECK(message({.optimizers = {nullptr}}) == "composer: an optimizer in the options is null");
+  // the Trainer counts epochs, batches and samples: a duration in tokens or iterations would never end
+  CHECK(message({.max_duration = Time("100tok")}) ==
+        "composer: max_duration 100tok is in a unit the Trainer does not count (it counts ep, ba and sp): training "
+        "would never stop");
+  CHECK(message({.max_duration = Time("2iter")}).find("max_duration 2iter is in a unit") != std::string::npos);
+  CHECK(message({.max_duration = Time("640sp")}) == "accepted");
+  {
+    composer::Trainer<> trainer(net, {.train_dataloader = make_loader(8, 4), .max_duration = Time("1ba"),
+                                      .optimizers = {sgd(*net)}, .progress_bar = false});
+    CHECK_THROWS_WITH_AS(trainer.fit(Time("10tok")), doctest::Contains("a unit the Trainer does not count"),
+                         std::invalid_argument);
+    CHECK(trainer.state().timestamp.batch().count() == 0);
+  }
   CHECK(message({.max_duration = Time("4ep"), .scale_schedule_ratio = 0.5}) ==
         "composer: scale_schedule_ratio needs at least one scheduler");
   const composer::Scheduler constant = [](const composer::State&, double) { return 1.0; };
@@ -606,6 +796,7 @@ TEST_CASE("a trainer's checkpoint holds every entry of the layout") {
   CHECK(entry(keys::base_learning_rates).item<double>() == doctest::Approx(0.1));
   CHECK(entry(keys::rank_zero_seed).item<std::int64_t>() == 7);
   CHECK(entry(keys::loss_scale).item<double>() == doctest::Approx(65536.0));
+  CHECK(entry(keys::loss).item<double>() == trainer.state().loss.item<double>());
   CHECK(entry(std::string(keys::timestamp) + "/counters").numel() == 10);
   CHECK(entry(keys::cpu_rng).defined());
   torch::Tensor absent;

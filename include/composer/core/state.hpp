@@ -59,7 +59,8 @@ class State {
   Batch batch;
   /// The last forward pass's output. Composer counterpart: `State.outputs`.
   at::Tensor outputs;
-  /// The last loss. Composer counterpart: `State.loss`.
+  /// The last loss; no tensor (`!loss.defined()`) before the run's first loss unless restored from a checkpoint.
+  /// Composer counterpart: `State.loss`.
   at::Tensor loss;
   /// Training progress. Composer counterpart: `State.timestamp`.
   Timestamp timestamp;

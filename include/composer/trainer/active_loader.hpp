@@ -3,6 +3,7 @@
 /// Which data loader the State shows as active (`state.dataloader`, its label and length), and swapping it for
 /// evaluation or prediction and back.
 
+#include <algorithm>
 #include <any>
 #include <cstdint>
 #include <optional>
@@ -14,12 +15,21 @@
 
 namespace composer {
 
-/// Makes `loader` the State's active data loader under `label` ("train", "eval", "predict"). Composer
-/// counterpart: `State.set_dataloader`.
-inline void activate_loader(State& state, data::AnyLoader& loader, const char* label) {
+/// The batches per epoch of `loader` when at most `subset_num_batches` of each epoch are used (-1: all): the
+/// smaller of the two, the subset when the loader's length is unknown, and unknown when both are.
+inline std::optional<std::int64_t> subset_length(const data::AnyLoader& loader, std::int64_t subset_num_batches) {
+  const std::optional<std::int64_t> len = loader.size();
+  if (subset_num_batches < 0) return len;
+  return len ? std::min(*len, subset_num_batches) : subset_num_batches;
+}
+
+/// Makes `loader` the State's active data loader under `label` ("train", "eval", "predict"), of which at most
+/// `subset_num_batches` batches per epoch are used (-1: all). Composer counterpart: `State.set_dataloader`.
+inline void activate_loader(State& state, data::AnyLoader& loader, const char* label,
+                            std::int64_t subset_num_batches = -1) {
   state.dataloader = &loader;
   state.dataloader_label = label;
-  state.dataloader_len = loader.size();
+  state.dataloader_len = subset_length(loader, subset_num_batches);
 }
 
 /// The State's active data loader, as set aside by `swap_active_loader`.

@@ -4,9 +4,11 @@
 /// are saved into one and restored from one (`checkpoint::save`, `checkpoint::load`), how they are written
 /// (atomically) and read (validated before anything is changed), and how a policy keeps its own state in them.
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -100,6 +102,8 @@ inline constexpr std::int64_t format_version = 1;
 namespace keys {
 /// The format version (`format_version`).
 inline constexpr const char format[] = "composer/format";
+/// Present (1) in a checkpoint holding only the model (`save_weights`): no other entry below but the format.
+inline constexpr const char weights_only[] = "composer/weights_only";
 /// Prefix of the model's parameters and buffers, by their dotted names.
 inline constexpr const char model[] = "model/";
 /// How many optimizers follow.
@@ -118,6 +122,8 @@ inline constexpr const char cuda_rng[] = "rng/cuda";
 inline constexpr const char rank_zero_seed[] = "rank_zero_seed";
 /// The fp16 loss scale.
 inline constexpr const char loss_scale[] = "scaler/scale";
+/// The last loss (`State::loss`, detached); present only when the state held one when it was saved.
+inline constexpr const char loss[] = "loss";
 /// The trainer's policy names, comma-separated, in order.
 inline constexpr const char policy_names[] = "policies/names";
 /// Prefix of each policy's own state, by its index among the engine's policies.
@@ -196,14 +202,21 @@ inline void save_module(torch::serialize::OutputArchive& archive, const torch::n
 }
 
 /// Reads every parameter and buffer of `module`, checks names, shapes and dtypes, and only then copies them
-/// in: a checkpoint that does not fit leaves the model untouched.
-inline void load_module(torch::serialize::InputArchive& archive, torch::nn::Module& module, const std::string& path) {
+/// in: a checkpoint that does not fit leaves the model untouched. With `strict` (Composer's
+/// `strict_model_weights`), a model tensor the checkpoint lacks, or a checkpoint model tensor the model lacks, is a
+/// `CheckpointError` naming it; without, such tensors are skipped. A shape or type mismatch is an error either way.
+inline void load_module(torch::serialize::InputArchive& archive, torch::nn::Module& module, const std::string& path,
+                        bool strict = true) {
   std::vector<std::pair<at::Tensor, at::Tensor>> copies;
+  std::vector<std::string> model_names;
   auto collect = [&](const std::string& name, const at::Tensor& target) {
+    model_names.push_back(keys::model + name);
     at::Tensor stored;
-    if (!archive.try_read(keys::model + name, stored))
+    if (!archive.try_read(keys::model + name, stored)) {
+      if (!strict) return;
       throw CheckpointError("composer: checkpoint '" + path + "' has no entry for model tensor '" + name +
                             "' (was it saved from another model?)");
+    }
     if (stored.sizes() != target.sizes() || stored.scalar_type() != target.scalar_type())
       throw CheckpointError("composer: checkpoint '" + path + "' holds model tensor '" + name + "' of shape " +
                             c10::str(stored.sizes()) + " and type " + std::string(c10::toString(stored.scalar_type())) +
@@ -213,6 +226,13 @@ inline void load_module(torch::serialize::InputArchive& archive, torch::nn::Modu
   };
   for (const auto& item : module.named_parameters(true)) collect(item.key(), item.value());
   for (const auto& item : module.named_buffers(true)) collect(item.key(), item.value());
+  if (strict) {
+    const std::string_view prefix = keys::model;
+    for (const auto& key : archive.keys())
+      if (key.rfind(prefix, 0) == 0 && std::find(model_names.begin(), model_names.end(), key) == model_names.end())
+        throw CheckpointError("composer: checkpoint '" + path + "' holds model tensor '" + key.substr(prefix.size()) +
+                              "', which the model does not have (load_strict_model_weights=false skips it)");
+  }
   at::NoGradGuard no_grad;
   for (auto& [target, stored] : copies) target.copy_(stored);
 }
@@ -295,6 +315,36 @@ inline void restore_optimizer(torch::optim::Optimizer& optimizer, const std::str
   optimizer.load(archive);
 }
 
+/// Reads from an optimizer's own archive (`Optimizer::save`) the hyperparameters of each of its parameter groups
+/// (learning rate, momentum, weight decay, …) as they were when it was saved, one options object per group of
+/// `optimizer`. LibTorch's `Optimizer::load` restores the per-parameter state but keeps the groups' current
+/// options, whereas PyTorch's `Optimizer.load_state_dict` (which Composer's checkpoints go through) restores them:
+/// applying these gives a resumed run the learning rate its schedule had set, not the optimizer's initial one.
+/// An archive without LibTorch's `param_groups` layout (an optimizer with its own `save`) gives no options (the
+/// groups keep theirs); a group count that differs, or a group without options, is a `CheckpointError`.
+inline std::vector<std::unique_ptr<torch::optim::OptimizerOptions>> saved_group_options(
+    torch::serialize::InputArchive& optimizer_archive, const torch::optim::Optimizer& optimizer,
+    const std::string& what) {
+  std::vector<std::unique_ptr<torch::optim::OptimizerOptions>> options;
+  torch::serialize::InputArchive groups;
+  at::Tensor count;
+  if (!optimizer_archive.try_read("param_groups", groups) || !groups.try_read("param_groups/size", count))
+    return options;
+  const auto& current = optimizer.param_groups();
+  if (count.item<std::int64_t>() != static_cast<std::int64_t>(current.size()))
+    throw CheckpointError("composer: " + what + " holds " + std::to_string(count.item<std::int64_t>()) +
+                          " parameter group(s), the optimizer has " + std::to_string(current.size()));
+  for (std::size_t g = 0; g < current.size(); ++g) {
+    torch::serialize::InputArchive group, saved;
+    if (!groups.try_read("param_groups/" + std::to_string(g), group) || !group.try_read("options", saved))
+      throw CheckpointError("composer: " + what + " has no options for parameter group " + std::to_string(g));
+    auto restored = current[g].options().clone();
+    restored->serialize(saved);
+    options.push_back(std::move(restored));
+  }
+  return options;
+}
+
 /// Moves the per-parameter state of LibTorch's optimizers (SGD's momentum, Adam's and AdamW's moments, Adagrad's
 /// sums, RMSprop's averages) to `device`, as PyTorch's `Optimizer.load_state_dict` casts state to each parameter's
 /// device. Used after a checkpoint was read onto the CPU. State of other optimizer types is left where it is.
@@ -357,6 +407,7 @@ void save(const std::string& path, const TrainingParts& parts, const PolicyList&
                 at::tensor(std::vector<std::int64_t>{static_cast<std::int64_t>(state.rank_zero_seed)}));
   archive.write(keys::loss_scale,
                 at::tensor(std::vector<double>{parts.scaler.scale()}, at::TensorOptions().dtype(at::kDouble)));
+  if (state.loss.defined()) archive.write(keys::loss, state.loss.detach());
   archive.write(keys::policy_names, c10::IValue(parts.policy_names));
   std::size_t index = 0;
   policies.for_each_policy([&](const auto& policy) {
@@ -371,15 +422,45 @@ void save(const std::string& path, const TrainingParts& parts, const PolicyList&
   write_atomically(archive, path);
 }
 
+/// Whether the checkpoint `archive` (from `read`) holds only the model's weights (`save_weights`).
+inline bool is_weights_only(torch::serialize::InputArchive& archive) {
+  at::Tensor flag;
+  return archive.try_read(keys::weights_only, flag) && flag.item<std::int64_t>() != 0;
+}
+
+/// Writes a checkpoint holding only `module`'s parameters and buffers (and the format entries that mark it as
+/// such), atomically to `path`. Composer counterpart: `composer.utils.save_checkpoint(weights_only=True)`.
+inline void save_weights(const std::string& path, const torch::nn::Module& module) {
+  torch::serialize::OutputArchive archive;
+  archive.write(keys::format, at::tensor(std::vector<std::int64_t>{format_version}));
+  archive.write(keys::weights_only, at::tensor(std::vector<std::int64_t>{1}));
+  save_module(archive, module);
+  write_atomically(archive, path);
+}
+
+/// Copies the model's weights from a full or weights-only checkpoint into `module` (see `load_module` for
+/// `strict`), nothing else; a checkpoint that does not fit, or a corrupt file, is a `CheckpointError` and leaves
+/// the model as it was. Composer counterpart: `composer.utils.load_checkpoint(load_weights_only=True)`.
+inline void load_weights(const std::string& path, torch::nn::Module& module, bool strict = true) {
+  auto archive = read(path);
+  load_module(archive, module, path, strict);
+}
+
 /// Restores a checkpoint written by `save` into `parts` and the policies `policies` visits, so that training
-/// continues exactly where it stopped. Everything is checked before the model changes; a checkpoint that does
-/// not fit (another model, other optimizers or policies) or a corrupt file is a `CheckpointError` naming the
-/// problem, and leaves every part as it was. Composer counterpart: `composer.utils.load_checkpoint`.
+/// continues exactly where it stopped: the optimizers get back their state and each parameter group's
+/// hyperparameters (the learning rate the schedule had set), and `State::loss` the saved loss, or no tensor when
+/// the checkpoint holds none. Everything is checked before the model changes; a checkpoint that does not fit
+/// (another model, other optimizers or policies) or a corrupt file is a `CheckpointError` naming the problem, and
+/// leaves every part as it was; so is a weights-only checkpoint (`save_weights`), which holds nothing to resume.
+/// `strict_model_weights` is `load_module`'s `strict`. Composer counterpart: `composer.utils.load_checkpoint`.
 template <class PolicyList>
-void load(const std::string& path, const TrainingParts& parts, PolicyList& policies) {
+void load(const std::string& path, const TrainingParts& parts, PolicyList& policies, bool strict_model_weights = true) {
   State& state = parts.state;
   const std::string& where = path;
   auto archive = read(path);
+  if (is_weights_only(archive))
+    throw CheckpointError("composer: checkpoint '" + where + "' is weights-only (saved with save_weights_only): it "
+                          "holds no training state to resume; load it with load_weights_only");
 
   c10::IValue names;
   archive.read(keys::policy_names, names);
@@ -401,8 +482,13 @@ void load(const std::string& path, const TrainingParts& parts, PolicyList& polic
   if (!archive.try_read(keys::rank_zero_seed, seed) || !archive.try_read(keys::loss_scale, scale))
     throw CheckpointError("composer: checkpoint '" + where + "' lacks its seed or loss scale");
 
+  at::Tensor loss;
+  const bool has_loss = archive.try_read(keys::loss, loss);
+
   std::vector<std::string> snapshots;
   for (auto& optimizer : state.optimizers) snapshots.push_back(optimizer_snapshot(*optimizer));
+  // Each optimizer's saved group options, applied with the rest once everything has been read.
+  std::vector<std::vector<std::unique_ptr<torch::optim::OptimizerOptions>>> group_options;
   auto roll_back = [&] {
     for (std::size_t i = 0; i < state.optimizers.size(); ++i) restore_optimizer(*state.optimizers[i], snapshots[i]);
   };
@@ -430,11 +516,13 @@ void load(const std::string& path, const TrainingParts& parts, PolicyList& polic
       if (!archive.try_read(keys::optimizer + std::to_string(i), sub))
         throw CheckpointError("composer: checkpoint '" + where + "' has no state for optimizer " + std::to_string(i));
       state.optimizers[i]->load(sub);
+      group_options.push_back(
+          saved_group_options(sub, *state.optimizers[i], "checkpoint '" + where + "', optimizer " + std::to_string(i)));
       // The checkpoint was read onto the CPU: the optimizer's state (momenta, moments) joins its parameters.
       if (!state.device.is_cpu()) move_optimizer_state(*state.optimizers[i], state.device);
     }
     restore_policies(restored_alone{});
-    load_module(archive, state.model.module(), where);
+    load_module(archive, state.model.module(), where, strict_model_weights);
   } catch (const CheckpointError&) {
     roll_back();
     throw;
@@ -442,9 +530,13 @@ void load(const std::string& path, const TrainingParts& parts, PolicyList& polic
     roll_back();
     throw CheckpointError("composer: checkpoint '" + where + "' could not be restored: " + error.what());
   }
+  for (std::size_t i = 0; i < group_options.size(); ++i)
+    for (std::size_t g = 0; g < group_options[i].size(); ++g)
+      state.optimizers[i]->param_groups()[g].set_options(std::move(group_options[i][g]));
   const auto base = base_lrs.to(at::kDouble).contiguous();
   for (std::size_t i = 0; i < parts.base_learning_rates.size(); ++i)
     parts.base_learning_rates[i] = base.data_ptr<double>()[i];
+  state.loss = has_loss ? loss.to(state.device) : at::Tensor();
   state.timestamp = timestamp;
   state.previous_timestamp = timestamp;
   state.rank_zero_seed = static_cast<std::uint64_t>(seed.item<std::int64_t>());

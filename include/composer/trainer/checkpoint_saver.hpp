@@ -29,6 +29,24 @@ class CheckpointSaver {
   CheckpointSaver(std::string folder, Time interval, int num_checkpoints_to_keep)
       : folder_(std::move(folder)), interval_(interval), num_checkpoints_to_keep_(num_checkpoints_to_keep) {}
 
+  /// The path of the `latest-rank{rank}.pt` link in `folder`, which the saver points at its newest checkpoint.
+  /// Composer counterpart: `save_latest_filename`.
+  static std::string latest_link(const std::string& folder, int rank) {
+    return io::join(folder, "latest-rank" + std::to_string(rank) + ".pt");
+  }
+
+  /// The newest checkpoint a saver wrote into `folder` for `rank` (its `latest` link, when that leads to a file),
+  /// or an empty string when there is none. Composer counterpart: `Trainer._get_autoresume_checkpoint`.
+  static std::string latest_checkpoint(const std::string& folder, int rank) {
+    if (folder.empty()) return {};
+    const std::string link = latest_link(folder, rank);
+    try {
+      return io::file_type(link) == io::FileType::regular ? link : std::string();
+    } catch (const io::FileError&) {
+      return {};
+    }
+  }
+
   /// Whether the saver has a folder to save into.
   bool enabled() const noexcept { return !folder_.empty(); }
 
@@ -75,7 +93,7 @@ class CheckpointSaver {
   }
 
   void point_latest_at(const std::string& name, int rank) const {
-    const std::string link = io::join(folder_, "latest-rank" + std::to_string(rank) + ".pt");
+    const std::string link = latest_link(folder_, rank);
     const std::string tmp_link = link + ".tmp";
     try {  // the link is a convenience: a file system without links still gets its checkpoints
       io::remove(tmp_link);

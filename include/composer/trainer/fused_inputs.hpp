@@ -106,9 +106,11 @@ namespace hana = boost::hana;
 /// Whether P acts between the data loader and the forward pass, where it could see or change the inputs.
 template <class P>
 constexpr bool acts_on_inputs_window() {
-  for (Event e : {Event::AFTER_DATALOADER, Event::BATCH_START, Event::BEFORE_TRAIN_BATCH, Event::BEFORE_FORWARD})
-    if (P::events.contains(e)) return true;
-  return false;
+  if constexpr (declares_events<P>) {
+    for (Event e : {Event::AFTER_DATALOADER, Event::BATCH_START, Event::BEFORE_TRAIN_BATCH, Event::BEFORE_FORWARD})
+      if (P::events.contains(e)) return true;
+  }
+  return false;  // also for a type that is not a policy, which policy_check reports
 }
 
 /// Whether P offers a stage the kernels know, at an event where the runner can take it.

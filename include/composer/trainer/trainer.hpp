@@ -18,6 +18,7 @@
 
 #include <composer/core/engine.hpp>
 #include <composer/core/state.hpp>
+#include <composer/core/timestamp.hpp>
 #include <composer/data/any_loader.hpp>
 #include <composer/loggers/metrics_file.hpp>
 #include <composer/loggers/progress_bar.hpp>
@@ -63,10 +64,11 @@ class Trainer {
                 metrics_file(options_)),
         base_learning_rates_(base_learning_rates(state_.optimizers)),
         scaler_(state_.precision == Precision::amp_fp16),
-        saver_(options_.save_folder, options_.save_interval, options_.save_num_checkpoints_to_keep) {
+        saver_(options_.save_folder, options_.save_interval, options_.save_num_checkpoints_to_keep),
+        train_subset_num_batches_(options_.train_subset_num_batches) {
     engine_.template run<Event::INIT>();
     engine_.template run<Event::BEFORE_LOAD>();
-    if (!options_.load_path.empty()) load_checkpoint(options_.load_path);
+    load_at_construction();
     engine_.template run<Event::AFTER_LOAD>();
   }
 
@@ -75,21 +77,46 @@ class Trainer {
 
   /// Trains until `max_duration`; with `duration`, trains that much longer than the current time (in its
   /// unit). Fires `FIT_START` … `FIT_END`. Composer counterpart: `Trainer.fit(duration=...)`.
-  void fit(std::optional<Time> duration = std::nullopt) {
-    if (!options_.train_dataloader) throw std::invalid_argument("composer: fit() needs a train_dataloader");
+  void fit(std::optional<Time> duration = std::nullopt) { fit(FitOptions{.duration = duration}); }
+
+  /// Trains as `fit(duration)` after applying `fit_options`: a new training loader replaces the current one,
+  /// `reset_time` sets the timestamp (and so the schedules) back to zero, `duration` is added to the current time
+  /// (to zero when reset; unset keeps `max_duration`), and `train_subset_num_batches` replaces the option. Every
+  /// argument is checked before anything changes. Composer counterpart: `Trainer.fit(train_dataloader=...,
+  /// duration=..., reset_time=..., train_subset_num_batches=...)`.
+  void fit(FitOptions fit_options) {
+    const std::optional<Time>& duration = fit_options.duration;
+    if (!fit_options.train_dataloader && !options_.train_dataloader)
+      throw std::invalid_argument("composer: fit() needs a train_dataloader");
     if (state_.optimizers.empty()) throw std::invalid_argument("composer: fit() needs at least one optimizer");
-    if (duration) {
-      if (duration->value() <= 0)
-        throw std::invalid_argument("composer: fit(duration) needs a positive duration, got " + duration->to_string());
-      state_.set_max_duration(*duration + state_.timestamp.get(duration->unit()));
-    }
-    if (!state_.max_duration())
+    if (const auto subset = fit_options.train_subset_num_batches; subset && (*subset == 0 || *subset < -1))
+      throw std::invalid_argument("composer: fit(train_subset_num_batches) must be positive or -1 (all batches), got " +
+                                  std::to_string(*subset));
+    if (duration && duration->value() <= 0)
+      throw std::invalid_argument("composer: fit(duration) needs a positive duration, got " + duration->to_string());
+    if (duration && duration->unit() != TimeUnit::DURATION && duration->unit() != TimeUnit::SECOND &&
+        !TrainerOptions::trainer_counts(*duration))
+      throw std::invalid_argument("composer: fit(duration) got " + duration->to_string() +
+                                  ", a unit the Trainer does not count (it counts ep, ba and sp)");
+    const Timestamp start = fit_options.reset_time ? Timestamp() : state_.timestamp;
+    const std::optional<Time> max_duration =
+        duration ? std::optional<Time>(*duration + start.get(duration->unit())) : state_.max_duration();
+    if (!max_duration)
       throw std::invalid_argument("composer: fit() needs a max_duration, in the options or as its argument");
-    const Time max_duration = *state_.max_duration();
-    if (state_.timestamp >= max_duration)
-      throw std::invalid_argument("composer: training already reached max_duration " + max_duration.to_string() +
-                                  " (at " + state_.timestamp.to_string() + "); call fit(duration) to train longer");
-    activate_loader(state_, options_.train_dataloader, "train");
+    if (start >= *max_duration)
+      throw std::invalid_argument("composer: training already reached max_duration " + max_duration->to_string() +
+                                  " (at " + start.to_string() + "); call fit(duration) to train longer, or "
+                                  "fit({.reset_time = true}) to start the clock again");
+    if (fit_options.train_dataloader) options_.train_dataloader = std::move(fit_options.train_dataloader);
+    if (fit_options.train_subset_num_batches) train_subset_num_batches_ = *fit_options.train_subset_num_batches;
+    if (fit_options.reset_time) {
+      state_.timestamp = Timestamp();
+      state_.previous_timestamp = Timestamp();
+      last_eval_batch_ = -1;
+      saver_.resumed_at(-1);
+    }
+    state_.set_max_duration(*max_duration);
+    activate_loader(state_, options_.train_dataloader, "train", train_subset_num_batches_);
     state_.model->train(true);
     engine_.template run<Event::FIT_START>();
 
@@ -125,19 +152,41 @@ class Trainer {
     return run_prediction(engine_, state_, loader, subset_num_batches);
   }
 
-  /// Writes a checkpoint holding the model, optimizers, learning-rate bases, timestamp, random generator
-  /// states, loss scale and every policy's own state, atomically. Composer counterpart:
-  /// `Trainer.save_checkpoint`.
-  void save_checkpoint(const std::string& path) { checkpoint::save(path, checkpoint_parts(), engine_); }
+  /// Writes a checkpoint holding the model, optimizers (with each parameter group's hyperparameters, the current
+  /// learning rate among them), learning-rate bases, timestamp, random generator states, loss scale, the last loss
+  /// and every policy's own state, atomically; with `weights_only`, the model's parameters and buffers only (load
+  /// those with `load_weights`). Composer counterpart: `Trainer.save_checkpoint(name, weights_only)`.
+  void save_checkpoint(const std::string& path, bool weights_only = false) {
+    if (weights_only)
+      checkpoint::save_weights(path, state_.model.module());
+    else
+      checkpoint::save(path, checkpoint_parts(), engine_);
+  }
 
   /// Restores a checkpoint written by `save_checkpoint` so that training continues exactly where it stopped.
-  /// Everything is checked before the model changes; a checkpoint that does not fit (another model, other
-  /// optimizers or policies) or a corrupt file is a `CheckpointError` naming the problem, and leaves the
-  /// trainer as it was. Composer counterpart: `Trainer(load_path=...)`.
+  /// The resumed run's events, from the first, see what the uninterrupted run saw at the same point: the
+  /// timestamp, the learning rate the schedule had set (restored with the optimizers, as PyTorch's
+  /// `load_state_dict` restores `param_groups`) and `State::loss`, the last loss (no tensor, `!loss.defined()`,
+  /// when the checkpoint was saved before any batch). A checkpoint saved at `EPOCH_CHECKPOINT` (an interval in
+  /// ep) has the clock at the next epoch, so `fit()` starts with that epoch's `EPOCH_START`; one saved at
+  /// `BATCH_CHECKPOINT` on an epoch's last batch is from before that epoch ended, so `fit()` first fires its
+  /// `EPOCH_END`, evaluation and `EPOCH_CHECKPOINT`, once, as Composer's loop does. Everything is checked before
+  /// the model changes; a checkpoint that does not fit (another model, other optimizers or policies) or a corrupt
+  /// file is a `CheckpointError` naming the problem, and leaves the trainer as it was; so is a weights-only
+  /// checkpoint (load that with `load_weights`). Model tensors are matched as `load_strict_model_weights` says.
+  /// Composer counterpart: `Trainer(load_path=...)`.
   void load_checkpoint(const std::string& path) {
-    checkpoint::load(path, checkpoint_parts(), engine_);
+    checkpoint::load(path, checkpoint_parts(), engine_, options_.load_strict_model_weights);
     last_eval_batch_ = state_.timestamp.batch().count();
     saver_.resumed_at(state_.timestamp.batch().count());
+  }
+
+  /// Copies only the model's parameters and buffers from a full or weights-only checkpoint, matched as
+  /// `load_strict_model_weights` says; the timestamp, optimizers, schedules and policies are left as they are. A
+  /// checkpoint that does not fit, or a corrupt file, is a `CheckpointError` and leaves the model as it was.
+  /// Composer counterpart: `Trainer(load_path=..., load_weights_only=True)`.
+  void load_weights(const std::string& path) {
+    checkpoint::load_weights(path, state_.model.module(), options_.load_strict_model_weights);
   }
 
   /// Closes the engine's policies (flushing loggers). Composer counterpart: `Trainer.close`.
@@ -173,9 +222,14 @@ class Trainer {
   const std::vector<std::string>& saved_checkpoints() const noexcept { return saver_.saved_checkpoints(); }
 
  private:
+  // The metrics file names each row's run: the user's run_name when one is set (so a resumed run can keep its
+  // name), otherwise a name generated for this Trainer.
   static loggers::MetricsFile metrics_file(const TrainerOptions& options) {
     if (options.metrics_file.empty()) return loggers::MetricsFile();
-    return loggers::MetricsFile(options.metrics_file);
+    loggers::MetricsFileOptions file;
+    file.path = options.metrics_file;
+    if (options.run_name != TrainerOptions{}.run_name) file.run_name = options.run_name;
+    return loggers::MetricsFile(std::move(file));
   }
 
   static State prepare_state(Model model, const TrainerOptions& options) {
@@ -195,6 +249,24 @@ class Trainer {
     return state;
   }
 
+  // What the constructor loads, between BEFORE_LOAD and AFTER_LOAD: with `autoresume`, the newest checkpoint in
+  // `save_folder` when there is one (in full: Composer turns `load_weights_only` off when it autoresumes); else
+  // `load_path`, whole or its weights only.
+  void load_at_construction() {
+    if (options_.autoresume) {
+      const std::string latest = CheckpointSaver::latest_checkpoint(options_.save_folder, state_.rank);
+      if (!latest.empty()) {
+        load_checkpoint(latest);
+        return;
+      }
+    }
+    if (options_.load_path.empty()) return;
+    if (options_.load_weights_only)
+      load_weights(options_.load_path);
+    else
+      load_checkpoint(options_.load_path);
+  }
+
   bool has_eval() const { return static_cast<bool>(options_.eval_dataloader) && options_.eval_interval.value() > 0; }
 
   // The parts of this trainer a checkpoint holds, besides its policies.
@@ -204,7 +276,7 @@ class Trainer {
 
   // What the checkpoint saver calls to write a checkpoint into its folder.
   auto save_into_folder() {
-    return [this](const std::string& path) { save_checkpoint(path); };
+    return [this](const std::string& path) { save_checkpoint(path, options_.save_weights_only); };
   }
 
   // Whether the last advance of the timestamp crossed a multiple of `interval` (in `unit` only).
@@ -218,8 +290,11 @@ class Trainer {
     const std::int64_t epoch = state_.timestamp.epoch().count();
     const std::int64_t resume_at = state_.timestamp.batch_in_epoch().count();
     loader.start_epoch(epoch, resume_at);
-    const Time max_duration = *state_.max_duration();
+    const std::optional<std::int64_t> epoch_length = subset_length(loader, train_subset_num_batches_);
     while (true) {
+      // `train_subset_num_batches` ends the epoch early, before the next batch is asked for.
+      if (train_subset_num_batches_ > 0 && state_.timestamp.batch_in_epoch().count() >= train_subset_num_batches_)
+        return true;
       // A batch's time runs from the data loader call to the end of the optimizer step, so that work done by
       // methods at AFTER_DATALOADER (resizing, selecting, mixing) counts as training time.
       const auto started = std::chrono::steady_clock::now();
@@ -249,10 +324,10 @@ class Trainer {
       if (interval_crossed(options_.eval_interval, TimeUnit::BATCH) && has_eval()) evaluate(false);
       engine_.template run<Event::BATCH_CHECKPOINT>();
       saver_.batch_checkpoint(state_, save_into_folder());
-      if (state_.timestamp >= max_duration) {
-        const auto len = loader.size();
-        return len && state_.timestamp.batch_in_epoch().count() >= *len;
-      }
+      // A policy may end training within the epoch (State::stop_training at BATCH_END, in an evaluation or at a
+      // checkpoint), so max_duration is read again after every batch.
+      if (state_.max_duration() && state_.timestamp >= *state_.max_duration())
+        return epoch_length && state_.timestamp.batch_in_epoch().count() >= *epoch_length;
     }
   }
 
@@ -388,6 +463,8 @@ class Trainer {
   double last_loss_ = 0.0;
   bool finite_gradients_ = true;
   CheckpointSaver saver_;
+  // Batches per epoch to train on (-1: all): the option, or what the last `fit(FitOptions)` set.
+  std::int64_t train_subset_num_batches_ = -1;
   std::int64_t last_eval_batch_ = -1;
 };
 

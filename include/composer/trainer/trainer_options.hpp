@@ -29,7 +29,8 @@ struct TrainerOptions {
   data::AnyLoader train_dataloader;
   /// Evaluation data; none disables evaluation. Composer counterpart: `eval_dataloader`.
   data::AnyLoader eval_dataloader;
-  /// How long to train, in ep, ba, sp or tok. Composer counterpart: `max_duration`.
+  /// How long to train, in ep, ba or sp (the Trainer counts no tokens or iterations, so `tok` and `iter` are
+  /// refused). Composer counterpart: `max_duration`.
   std::optional<Time> max_duration;
   /// The optimizers of the model's parameters. Composer counterpart: `optimizers`.
   std::vector<std::shared_ptr<torch::optim::Optimizer>> optimizers;
@@ -54,8 +55,26 @@ struct TrainerOptions {
   Time save_interval = Time::from_epoch(1);
   /// Keep at most this many checkpoints (-1: all). Composer counterpart: `save_num_checkpoints_to_keep`.
   int save_num_checkpoints_to_keep = -1;
+  /// Write checkpoints holding only the model's parameters and buffers (no optimizers, timestamp, schedules,
+  /// random generators or policies' state), for inference or fine-tuning. Composer counterpart:
+  /// `save_weights_only`.
+  bool save_weights_only = false;
   /// Checkpoint to resume from; empty starts fresh. Composer counterpart: `load_path`.
   std::string load_path;
+  /// Load only the model's weights from `load_path` (a full or a weights-only checkpoint), leaving the timestamp,
+  /// optimizers, schedules and policies' state as constructed. Composer counterpart: `load_weights_only`.
+  bool load_weights_only = false;
+  /// When loading the model's weights, a model tensor missing from the checkpoint, or a checkpoint tensor the model
+  /// does not have, is an error (true) or skipped (false); a shape or type mismatch is an error either way.
+  /// Composer counterpart: `load_strict_model_weights`.
+  bool load_strict_model_weights = true;
+  /// At construction, resume from the newest checkpoint in `save_folder` (its `latest-rank{R}.pt` link) when
+  /// there is one, instead of `load_path` and with `load_weights_only` ignored; with none there, start as without
+  /// it (from `load_path` when set). Needs `save_folder`. Composer counterpart: `autoresume`.
+  bool autoresume = false;
+  /// Train on at most this many batches of each epoch (-1: all), so an epoch ends early. Composer counterpart:
+  /// `train_subset_num_batches`.
+  std::int64_t train_subset_num_batches = -1;
   /// Seed of rank 0; unset draws one at random. Composer counterpart: `seed`.
   std::optional<std::uint64_t> seed;
   /// Use deterministic kernels only. Composer counterpart: `deterministic_mode`.
@@ -85,11 +104,32 @@ struct TrainerOptions {
     return *max_duration * scale_schedule_ratio;
   }
 
-  /// Throws `std::invalid_argument` naming the first option that cannot work: a non-positive microbatch size or
+  /// Whether the Trainer can reach `duration`: it counts epochs, batches and samples, not tokens or iterations.
+  static bool trainer_counts(const Time& duration) {
+    return duration.unit() == TimeUnit::EPOCH || duration.unit() == TimeUnit::BATCH ||
+           duration.unit() == TimeUnit::SAMPLE;
+  }
+
+  /// Throws `std::invalid_argument` naming the first option that cannot work: a `max_duration` in a unit the
+  /// Trainer does not count (tok, iter), a non-positive microbatch size or
   /// schedule ratio, an interval not in ep or ba, saving without a positive interval, a CUDA device this process
-  /// cannot see, mixed precision off CUDA, a null optimizer, or a schedule ratio without a scheduler or scaling
-  /// `max_duration` to zero. Composer counterpart: the argument checks of `composer.Trainer.__init__`.
+  /// cannot see, mixed precision off CUDA, a null optimizer, a schedule ratio without a scheduler or scaling
+  /// `max_duration` to zero, `autoresume` without `save_folder`, `load_weights_only` with nothing to load, or a
+  /// `train_subset_num_batches` neither positive nor -1. Composer counterpart: the argument checks of
+  /// `composer.Trainer.__init__`.
   void validate() const {
+    if (max_duration && max_duration->unit() != TimeUnit::DURATION && max_duration->unit() != TimeUnit::SECOND &&
+        !trainer_counts(*max_duration))
+      throw std::invalid_argument("composer: max_duration " + max_duration->to_string() +
+                                  " is in a unit the Trainer does not count (it counts ep, ba and sp): training "
+                                  "would never stop");
+    if (autoresume && save_folder.empty())
+      throw std::invalid_argument("composer: autoresume needs save_folder (it resumes from the latest checkpoint there)");
+    if (load_weights_only && load_path.empty() && !autoresume)
+      throw std::invalid_argument("composer: load_weights_only needs load_path (or autoresume) to load from");
+    if (train_subset_num_batches == 0 || train_subset_num_batches < -1)
+      throw std::invalid_argument("composer: train_subset_num_batches must be positive or -1 (all batches), got " +
+                                  std::to_string(train_subset_num_batches));
     if (device_train_microbatch_size && *device_train_microbatch_size <= 0)
       throw std::invalid_argument("composer: device_train_microbatch_size must be positive, got " +
                                   std::to_string(*device_train_microbatch_size));
@@ -121,6 +161,24 @@ struct TrainerOptions {
                                     " scales max_duration " + max_duration->to_string() + " to zero");
     }
   }
+};
+
+/// What one call of `Trainer::fit(FitOptions)` changes, each field optional; use designated initializers:
+/// `trainer.fit({.train_dataloader = loader, .duration = Time("2ep"), .reset_time = true})`. Composer counterpart:
+/// the arguments of `composer.Trainer.fit`.
+struct FitOptions {
+  /// Replaces the training data from this call on; none keeps the current loader. Composer counterpart:
+  /// `train_dataloader`.
+  data::AnyLoader train_dataloader;
+  /// Train this much longer than the current time, in its unit (from zero with `reset_time`); unset keeps
+  /// `max_duration`. Composer counterpart: `duration`.
+  std::optional<Time> duration;
+  /// Set the timestamp (and with it the schedules, which are functions of it) back to zero before training; the
+  /// model, optimizers' state and policies are kept. Composer counterpart: `reset_time`.
+  bool reset_time = false;
+  /// Replaces `TrainerOptions::train_subset_num_batches` from this call on (-1: all, else positive). Composer
+  /// counterpart: `train_subset_num_batches`.
+  std::optional<std::int64_t> train_subset_num_batches;
 };
 
 }  // namespace composer
