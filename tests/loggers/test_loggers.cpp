@@ -5,7 +5,7 @@
 #include <composer/core/engine.hpp>
 #include <composer/core/state.hpp>
 #include <composer/io/files.hpp>
-#include <composer/loggers/loggers.hpp>
+#include <composer/loggers.hpp>
 
 #include <doctest/doctest.h>
 
@@ -16,10 +16,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -140,13 +142,15 @@ void train_epoch(Engine& engine, std::int64_t batches) {
   engine.template run<Event::EPOCH_END>();
 }
 
-// An evaluation that ends with `accuracy`, with the eval loader active as in the Trainer.
+// An evaluation of `seconds` that ends with `accuracy`, with the eval loader active as in the Trainer.
 template <class Engine>
-void evaluate(Engine& engine, double accuracy) {
+void evaluate(Engine& engine, double accuracy, double seconds = 0) {
   auto& state = engine.state();
   const auto len = state.dataloader_len;
   state.dataloader_label = "eval";
   state.dataloader_len = 3;
+  engine.template run<Event::EVAL_START>();
+  fake_now += seconds;
   engine.logger().log_metrics({{"metrics/eval/accuracy", accuracy}});
   engine.template run<Event::EVAL_END>();
   state.dataloader_label = "train";
@@ -166,8 +170,32 @@ ProgressBar::Options bar_options(std::FILE* stream, ProgressBar::Style style) {
 using BarEngine = composer::BasicEngine<composer::State, ProgressBar>;
 using BothEngine = composer::BasicEngine<composer::State, ProgressBar, MetricsFile>;
 
-// Runs the script with `args` under bash; returns its exit status and fills `output` with stdout and stderr.
-int run_script(const std::string& args, std::string& output) {
+// A metrics file appending to `path` with the run name `run`.
+MetricsFile named_file(const std::string& path, const std::string& run) {
+  MetricsFile::Options options;
+  options.path = path;
+  options.run_name = run;
+  return MetricsFile(options);
+}
+
+// The line a terminal shows last: the text after the last '\r', without the blanks that erase a longer line.
+std::string last_drawn(const std::string& text) {
+  std::string line = text.substr(text.rfind('\r') + 1);
+  while (!line.empty() && (line.back() == ' ' || line.back() == '\n')) line.pop_back();
+  return line;
+}
+
+// The height in pixels of a PNG image (its IHDR chunk), or 0 when `image` is not one.
+std::uint32_t png_height(const std::string& image) {
+  if (image.size() < 24 || !image.starts_with(std::string("\x89PNG\r\n\x1a\n", 8))) return 0;
+  std::uint32_t height = 0;
+  for (int i = 20; i < 24; ++i) height = height << 8 | static_cast<unsigned char>(image[static_cast<std::size_t>(i)]);
+  return height;
+}
+
+// Runs the script with `args` under bash; returns its exit status and fills `output` with stdout, and with
+// stderr too unless `errors` is given, which then gets stderr alone.
+int run_script(const std::string& args, std::string& output, std::string* errors = nullptr) {
   const std::string script = [] {
 #ifdef COMPOSER_SOURCE_DIR
     return std::string(COMPOSER_SOURCE_DIR) + "/scripts/plot_metrics.sh";
@@ -179,9 +207,12 @@ int run_script(const std::string& args, std::string& output) {
   CHECK((io::permissions(script) & S_IXUSR) != 0);
   TempDir scratch;
   const std::string log = scratch.path() + "/output.txt";
-  const std::string command = "'" + script + "' " + args + " >'" + log + "' 2>&1";
+  const std::string error_log = scratch.path() + "/errors.txt";
+  const std::string command =
+      "'" + script + "' " + args + " >'" + log + "' " + (errors ? "2>'" + error_log + "'" : std::string("2>&1"));
   const int status = std::system(command.c_str());
   output = read_file(log);
+  if (errors) *errors = read_file(error_log);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -195,7 +226,8 @@ TEST_CASE("logger policies are Engine logger destinations with the documented ev
   static_assert(composer::role_of<ProgressBar> == composer::Role::logger);
   static_assert(composer::role_of<MetricsFile> == composer::Role::logger);
   static_assert(ProgressBar::events == composer::EventSet{Event::FIT_START, Event::EPOCH_START, Event::BATCH_END,
-                                                           Event::EPOCH_END, Event::EVAL_END, Event::FIT_END});
+                                                           Event::EPOCH_END, Event::EVAL_START, Event::EVAL_END,
+                                                           Event::FIT_END});
   static_assert(MetricsFile::events.empty());
   static_assert(composer::policy_check<ProgressBar, composer::State>::value);
   static_assert(composer::policy_check<MetricsFile, composer::State>::value);
@@ -287,8 +319,8 @@ TEST_CASE("ProgressBar in terminal style ends a line left open by FIT_END or clo
     train_batch(engine, 0.5);
     train_batch(engine, 0.25);
     CHECK_FALSE(out.text().ends_with("\n"));
-    engine.run<Event::FIT_END>();
-    CHECK(out.text().ends_with("\rEpoch 2/2 [####....] 2/4 | 2.00 ba/s | ETA 00:00 | loss 0.2500\n"));
+    engine.run<Event::FIT_END>();  // the run's last 2 batches are this epoch's whole
+    CHECK(out.text().ends_with("\rEpoch 2/2 [########] 2/2 | 2.00 ba/s | ETA 00:00 | loss 0.2500\n"));
     CHECK(count(out.text(), "\n") == 2);
 
     // A line still open when the engine closes (training interrupted) is ended there.
@@ -403,7 +435,7 @@ TEST_CASE("ProgressBar chooses its style from the stream, and stays silent when 
     auto options = bar_options(out.file(), ProgressBar::Style::automatic);
     CHECK_FALSE(ProgressBar(options).tty());
   }
-  SUBCASE("a pseudo-terminal is one, and its width cuts the line") {
+  SUBCASE("a pseudo-terminal is one, and its width fits the line") {
     const int master = ::posix_openpt(O_RDWR | O_NOCTTY);
     if (master < 0 || ::grantpt(master) != 0 || ::unlockpt(master) != 0) {
       MESSAGE("no pseudo-terminal available: skipped");
@@ -435,8 +467,8 @@ TEST_CASE("ProgressBar chooses its style from the stream, and stays silent when 
       if (n > 0) seen.append(chunk, static_cast<std::size_t>(n));
     }
     REQUIRE_FALSE(seen.empty());
-    // The line is cut to 29 columns; the terminal turns the closing "\n" into "\r\n".
-    CHECK(seen == "\rEpoch 1/1 [........] 0/4 | --\r\n");
+    // The line fits in 29 columns without its bar and rate; the terminal turns the closing "\n" into "\r\n".
+    CHECK(seen == "\rEpoch 1/1 0/4 ba | ETA --:--\r\n");
     std::fclose(terminal);
     ::close(master);
   }
@@ -466,20 +498,211 @@ TEST_CASE("ProgressBar chooses its style from the stream, and stays silent when 
   }
 }
 
+TEST_CASE("ProgressBar fits a long line to its width, dropping the least important parts first") {
+  // What a bar `width` columns wide draws up to two of four batches, with a loss, the main eval metric and two
+  // others; with `evaluate_after`, an evaluation follows (outside an epoch in plain style).
+  auto draw_at = [](int width, ProgressBar::Style style = ProgressBar::Style::tty) {
+    Capture out;
+    fake_now = 0;
+    auto state = make_state(Time::from_epoch(2), 4);
+    auto options = bar_options(out.file(), style);
+    options.width = width;
+    options.print_every = 2;
+    BarEngine engine(state, ProgressBar(options));
+    engine.run<Event::FIT_START>();
+    engine.run<Event::EPOCH_START>();
+    engine.logger().log_metrics(
+        {{"metrics/eval/accuracy", 0.75}, {"metrics/eval/cross_entropy", 0.5}, {"metrics/a/first", 1.0}});
+    train_batch(engine, 1.0);
+    train_batch(engine, 0.5);  // t = 1 s, a quarter of the run: ETA 3 s
+    return out.text();
+  };
+  // Every piece of text between two '\r' or '\n' takes at most `width - 1` columns, blanks included.
+  auto widest = [](const std::string& text) {
+    std::size_t most = 0, run = 0;
+    for (char c : text) {
+      run = (c == '\r' || c == '\n') ? 0 : run + 1;
+      most = std::max(most, run);
+    }
+    return most;
+  };
+  const std::string head = "Epoch 1/2", count = " 2/4 ba", rate = " | 2.00 ba/s";
+  const std::string kept = " | ETA 00:03 | loss 0.5000 | eval/accuracy 0.7500";  // the main metric first
+  const std::string first_other = " | a/first 1.0000", second_other = " | eval/cross_entropy 0.5000";
+  auto bar = [](std::size_t filled, std::size_t empty) {
+    return " [" + std::string(filled, '#') + std::string(empty, '.') + "] 2/4";
+  };
+  auto columns = [](const std::string& line) { return static_cast<int>(line.size()); };
+  const std::string full = head + bar(4, 4) + rate + kept + first_other + second_other;
+  struct Case {
+    int width;
+    std::string line;
+  };
+  const std::vector<Case> cases{
+      {0, full},  // not a terminal: no limit
+      {columns(full) + 1, full},
+      {columns(full), head + bar(4, 4) + rate + kept + first_other},  // the last other metric goes first
+      {columns(head + bar(4, 4) + rate + kept) + 1, head + bar(4, 4) + rate + kept},
+      {columns(head + bar(4, 4) + rate + kept), head + bar(3, 4) + rate + kept},  // then bar cells, one by one
+      {columns(head + bar(0, 1) + rate + kept) + 1, head + bar(0, 1) + rate + kept},
+      {columns(head + bar(0, 1) + rate + kept), head + count + rate + kept},  // then the bar
+      {columns(head + count + rate + kept), head + count + kept},              // then the rate
+      {columns(head + count + kept) + 1, head + count + kept},
+      {21, (head + count + kept).substr(0, 20)},  // a cut only when the kept parts alone do not fit
+  };
+  for (const auto& [width, line] : cases) {
+    CAPTURE(width);
+    const std::string text = draw_at(width);
+    CHECK(last_drawn(text) == line);
+    if (width > 0) CHECK(widest(text) <= static_cast<std::size_t>(width - 1));
+  }
+
+  // Plain lines fit the same way (without a bar); so does an evaluation's own line.
+  CHECK(draw_at(columns(head + " batch 2/4" + rate + kept) + 1, ProgressBar::Style::plain) ==
+        head + " batch 2/4" + rate + kept + "\n");
+  Capture out;
+  auto options = bar_options(out.file(), ProgressBar::Style::plain);
+  const std::string eval_line = "Eval at batch 0 | eval/accuracy 0.7500 | a/first 1.0000";
+  options.width = columns(eval_line) + 1;
+  composer::State state;
+  BarEngine engine(state, ProgressBar(options));
+  engine.logger().log_metrics(
+      {{"metrics/eval/accuracy", 0.75}, {"metrics/eval/cross_entropy", 0.5}, {"metrics/a/first", 1.0}});
+  engine.run<Event::EVAL_END>();
+  CHECK(out.text() == eval_line + "\n");
+}
+
+TEST_CASE("ProgressBar leaves evaluation time out of the rate, not out of the ETA") {
+  Capture out;
+  fake_now = 0;
+  SUBCASE("terminal") {
+    auto state = make_state(Time::from_epoch(2), 4);
+    BarEngine engine(state, ProgressBar(bar_options(out.file(), ProgressBar::Style::tty)));
+    engine.run<Event::FIT_START>();
+    engine.run<Event::EPOCH_START>();
+    train_batch(engine, 1.0);
+    train_batch(engine, 0.5);
+    CHECK(last_drawn(out.text()) == "Epoch 1/2 [####....] 2/4 | 2.00 ba/s | ETA 00:03 | loss 0.5000");
+    // A 100 s evaluation within the epoch: the rate stays 2 batches per training second; the ETA counts it
+    // (101 s for a quarter of the run: 303 s left).
+    evaluate(engine, 0.75, 100.0);
+    CHECK(last_drawn(out.text()) ==
+          "Epoch 1/2 [####....] 2/4 | 2.00 ba/s | ETA 05:03 | loss 0.5000 | eval/accuracy 0.7500");
+    train_batch(engine, 0.25);
+    train_batch(engine, 0.125);  // 102 s for half the run
+    state.timestamp = state.timestamp.to_next_epoch();
+    engine.run<Event::EPOCH_END>();
+    CHECK(out.text().ends_with(
+        "\rEpoch 1/2 [########] 4/4 | 2.00 ba/s | ETA 01:42 | loss 0.1250 | eval/accuracy 0.7500\n"));
+    // An evaluation between epochs leaves the next epoch's rate alone too.
+    evaluate(engine, 0.875, 50.0);
+    engine.run<Event::EPOCH_START>();
+    train_batch(engine, 0.1, 0.25);  // 152.25 s for 5/8 of the run: 91.35 s left
+    CHECK(last_drawn(out.text()) ==
+          "Epoch 2/2 [##......] 1/4 | 4.00 ba/s | ETA 01:31 | loss 0.1000 | eval/accuracy 0.8750");
+  }
+  SUBCASE("plain: the epoch's time is its training time") {
+    auto state = make_state(Time::from_epoch(1), 4);
+    BarEngine engine(state, ProgressBar(bar_options(out.file(), ProgressBar::Style::plain)));
+    engine.run<Event::FIT_START>();
+    engine.run<Event::EPOCH_START>();
+    train_batch(engine, 1.0);
+    evaluate(engine, 0.5, 30.0);
+    evaluate(engine, 0.5, 30.0);  // two evaluations
+    train_batch(engine, 1.0);
+    train_batch(engine, 1.0);
+    train_batch(engine, 1.0);
+    state.timestamp = state.timestamp.to_next_epoch();
+    engine.run<Event::EPOCH_END>();
+    CHECK(split_lines(out.text()).back() ==
+          "Epoch 1/1 done: 4 batches in 00:02 | 2.00 ba/s | ETA 00:00 | loss 1.0000 | eval/accuracy 0.5000");
+  }
+}
+
+TEST_CASE("ProgressBar counts an epoch to where the run ends within it") {
+  Capture out;
+  fake_now = 0;
+  SUBCASE("max_duration in batches ends within the first epoch: 6 of 10 batches") {
+    auto state = make_state(Time::from_batch(6), 10);
+    BarEngine engine(state, ProgressBar(bar_options(out.file(), ProgressBar::Style::tty)));
+    engine.run<Event::FIT_START>();
+    engine.run<Event::EPOCH_START>();
+    CHECK(last_drawn(out.text()) == "Epoch 1/1 [........] 0/6 | -- ba/s | ETA --:--");
+    for (int i = 0; i < 3; ++i) train_batch(engine, 0.5);
+    CHECK(last_drawn(out.text()) == "Epoch 1/1 [####....] 3/6 | 2.00 ba/s | ETA 00:02 | loss 0.5000");
+    for (int i = 0; i < 3; ++i) train_batch(engine, 0.5);
+    engine.run<Event::FIT_END>();  // the Trainer stops without EPOCH_END
+    CHECK(out.text().ends_with("\rEpoch 1/1 [########] 6/6 | 2.00 ba/s | ETA 00:00 | loss 0.5000\n"));
+  }
+  SUBCASE("in batches, within the second epoch, plain") {
+    auto state = make_state(Time::from_batch(15), 10);
+    auto options = bar_options(out.file(), ProgressBar::Style::plain);
+    options.print_every = 4;
+    BarEngine engine(state, ProgressBar(options));
+    engine.run<Event::FIT_START>();
+    train_epoch(engine, 10);
+    engine.run<Event::EPOCH_START>();
+    for (int i = 0; i < 5; ++i) train_batch(engine, 0.5);
+    engine.run<Event::FIT_END>();
+    const auto lines = split_lines(out.text());
+    REQUIRE(lines.size() == 5);  // batches 4, 8, the epoch's end; batch 4 of the second; its end at FIT_END
+    CHECK(lines[1].starts_with("Epoch 1/2 batch 8/10 | "));
+    CHECK(lines[3].starts_with("Epoch 2/2 batch 4/5 | "));
+    CHECK(lines[4].starts_with("Epoch 2/2 batch 5/5 | "));
+  }
+  SUBCASE("in batches, resumed within the epoch") {
+    auto state = make_state(Time::from_batch(15), 10);
+    for (int i = 0; i < 10; ++i) state.timestamp = state.timestamp.to_next_batch(batch_size);
+    state.timestamp = state.timestamp.to_next_epoch();
+    for (int i = 0; i < 2; ++i) state.timestamp = state.timestamp.to_next_batch(batch_size);  // batch 12, 2 in epoch
+    BarEngine engine(state, ProgressBar(bar_options(out.file(), ProgressBar::Style::tty)));
+    engine.run<Event::FIT_START>();
+    train_batch(engine, 0.5);  // no EPOCH_START: the epoch opens here, 3 of 5 batches done
+    CHECK(last_drawn(out.text()).starts_with("Epoch 2/2 [####....] 3/5 | "));
+    train_batch(engine, 0.5);
+    train_batch(engine, 0.5);
+    engine.run<Event::FIT_END>();
+    CHECK(out.text().ends_with("\rEpoch 2/2 [########] 5/5 | 2.00 ba/s | ETA 00:00 | loss 0.5000\n"));
+  }
+  SUBCASE("max_duration in samples, once the batch size is known") {
+    auto state = make_state(Time::from_sample(150), 10);  // 32 a batch: 5 batches, the last one cut short
+    BarEngine engine(state, ProgressBar(bar_options(out.file(), ProgressBar::Style::tty)));
+    engine.run<Event::FIT_START>();
+    engine.run<Event::EPOCH_START>();
+    CHECK(last_drawn(out.text()) == "Epoch 1 [........] 0/10 | -- ba/s | ETA --:--");  // the batch size is unknown
+    state.train_batch_size = batch_size;  // as the Trainer sets it at its first batch
+    train_batch(engine, 0.5);
+    CHECK(last_drawn(out.text()).starts_with("Epoch 1 [#.......] 1/5 | "));
+    for (int i = 0; i < 4; ++i) train_batch(engine, 0.5);
+    engine.run<Event::FIT_END>();
+    CHECK(out.text().ends_with("\rEpoch 1 [########] 5/5 | 2.00 ba/s | ETA 00:00 | loss 0.5000\n"));
+  }
+  SUBCASE("a run longer than the epoch keeps the epoch's length") {
+    auto state = make_state(Time::from_batch(25), 10);
+    state.train_batch_size = batch_size;
+    BarEngine engine(state, ProgressBar(bar_options(out.file(), ProgressBar::Style::tty)));
+    engine.run<Event::FIT_START>();
+    engine.run<Event::EPOCH_START>();
+    CHECK(last_drawn(out.text()) == "Epoch 1/3 [........] 0/10 | -- ba/s | ETA --:--");
+  }
+}
+
 TEST_CASE("MetricsFile writes a long-format CSV, creating missing folders, flushed at every call") {
   TempDir dir;
   const std::string path = dir.path() + "/runs/a/metrics.csv";
   Capture quiet;
   fake_now = 0;
   auto state = make_state(Time::from_epoch(2), 2);
-  BothEngine engine(state, ProgressBar(bar_options(quiet.file(), ProgressBar::Style::plain)), MetricsFile(path));
+  BothEngine engine(state, ProgressBar(bar_options(quiet.file(), ProgressBar::Style::plain)), named_file(path, "r1"));
   CHECK(engine.get<MetricsFile>().format() == MetricsFile::Format::csv);
-  CHECK(read_file(path) == "epoch,batch,sample,key,value\n");  // opened at construction
+  CHECK(engine.get<MetricsFile>().run_name() == "r1");
+  CHECK(engine.get<MetricsFile>().rows_name_run());
+  CHECK(read_file(path) == "run,epoch,batch,sample,key,value\n");  // opened at construction
 
   engine.run<Event::FIT_START>();
   engine.run<Event::EPOCH_START>();
   train_batch(engine, 2.25);
-  CHECK(read_file(path) == "epoch,batch,sample,key,value\n0,1,32,loss/train/total,2.25\n");  // already on disk
+  CHECK(read_file(path) == "run,epoch,batch,sample,key,value\nr1,0,1,32,loss/train/total,2.25\n");  // already on disk
   state.timestamp = state.timestamp.to_next_batch(batch_size);
   engine.logger().log_metrics({{"loss/train/total", 0.1}, {"lr/group0", 1e-05}});
   state.timestamp = state.timestamp.to_next_epoch();
@@ -491,15 +714,15 @@ TEST_CASE("MetricsFile writes a long-format CSV, creating missing folders, flush
                                {"down", -std::numeric_limits<double>::infinity()},
                                {"big", 1e300}});
   CHECK(read_file(path) ==
-        "epoch,batch,sample,key,value\n"
-        "0,1,32,loss/train/total,2.25\n"
-        "0,2,64,loss/train/total,0.1\n"
-        "0,2,64,lr/group0,1e-05\n"
-        "1,2,64,metrics/eval/accuracy,0.75\n"
-        "1,2,64,big,1e+300\n"
-        "1,2,64,down,-inf\n"
-        "1,2,64,\"odd,\"\"key\"\"\",nan\n"
-        "1,2,64,up,inf\n");
+        "run,epoch,batch,sample,key,value\n"
+        "r1,0,1,32,loss/train/total,2.25\n"
+        "r1,0,2,64,loss/train/total,0.1\n"
+        "r1,0,2,64,lr/group0,1e-05\n"
+        "r1,1,2,64,metrics/eval/accuracy,0.75\n"
+        "r1,1,2,64,big,1e+300\n"
+        "r1,1,2,64,down,-inf\n"
+        "r1,1,2,64,\"odd,\"\"key\"\"\",nan\n"
+        "r1,1,2,64,up,inf\n");
 
   engine.close();
   CHECK_FALSE(engine.get<MetricsFile>().is_open());
@@ -512,7 +735,7 @@ TEST_CASE("MetricsFile writes one JSON object per call, escaping keys, non-finit
   TempDir dir;
   const std::string path = dir.path() + "/metrics.JSONL";
   composer::State state;
-  composer::BasicEngine<composer::State, MetricsFile> engine(state, MetricsFile(path));
+  composer::BasicEngine<composer::State, MetricsFile> engine(state, named_file(path, "j \u00e9"));
   CHECK(engine.get<MetricsFile>().format() == MetricsFile::Format::jsonl);
   CHECK(read_file(path).empty());  // no header
 
@@ -528,33 +751,36 @@ TEST_CASE("MetricsFile writes one JSON object per call, escaping keys, non-finit
                                {"caf\xc3\xa9", 3.0}});
   engine.close();
   CHECK(read_file(path) ==
-        "{\"epoch\":0,\"batch\":1,\"sample\":16,\"metrics\":{\"loss/train/total\":0.5,\"lr/group0\":0.25}}\n"
-        "{\"epoch\":1,\"batch\":2,\"sample\":32,\"metrics\":{\"metrics/eval/accuracy\":1}}\n"
-        "{\"epoch\":1,\"batch\":2,\"sample\":32,\"metrics\":{\"caf\xc3\xa9\":3,\"nan\":\"NaN\",\"ninf\":\"-Infinity\","
+        "{\"run\":\"j \xc3\xa9\",\"epoch\":0,\"batch\":1,\"sample\":16,"
+        "\"metrics\":{\"loss/train/total\":0.5,\"lr/group0\":0.25}}\n"
+        "{\"run\":\"j \xc3\xa9\",\"epoch\":1,\"batch\":2,\"sample\":32,\"metrics\":{\"metrics/eval/accuracy\":1}}\n"
+        "{\"run\":\"j \xc3\xa9\",\"epoch\":1,\"batch\":2,\"sample\":32,"
+        "\"metrics\":{\"caf\xc3\xa9\":3,\"nan\":\"NaN\",\"ninf\":\"-Infinity\","
         "\"pinf\":\"Infinity\",\"q\\\"b\\\\n\\nt\\t\\u0001\":-2.5}}\n");
 }
 
 TEST_CASE("MetricsFile appends to an existing file: a resumed run keeps its earlier log, the header once") {
   TempDir dir;
-  SUBCASE("csv") {
+  SUBCASE("csv: each run's rows carry its name") {
     const std::string path = dir.path() + "/metrics.csv";
     composer::State state;
-    for (int run = 0; run < 2; ++run) {
-      composer::BasicEngine<composer::State, MetricsFile> engine(state, MetricsFile(path));
+    for (const std::string run : {"first", "second"}) {
+      composer::BasicEngine<composer::State, MetricsFile> engine(state, named_file(path, run));
       state.timestamp = state.timestamp.to_next_batch(8);
-      engine.logger().log_metrics({{"loss/train/total", run == 0 ? 1.5 : 0.5}});
+      engine.logger().log_metrics({{"loss/train/total", run == "first" ? 1.5 : 0.5}});
     }
-    CHECK(read_file(path) == "epoch,batch,sample,key,value\n0,1,8,loss/train/total,1.5\n0,2,16,loss/train/total,0.5\n");
+    CHECK(read_file(path) ==
+          "run,epoch,batch,sample,key,value\nfirst,0,1,8,loss/train/total,1.5\nsecond,0,2,16,loss/train/total,0.5\n");
   }
   SUBCASE("jsonl") {
     const std::string path = dir.path() + "/metrics.jsonl";
     composer::State state;
-    for (int run = 0; run < 2; ++run) {
-      MetricsFile file(path);
-      file.log_metrics({{"a", static_cast<double>(run)}}, state);
+    for (const std::string run : {"first", "second"}) {
+      MetricsFile file = named_file(path, run);
+      file.log_metrics({{"a", run == "first" ? 0.0 : 1.0}}, state);
     }
-    CHECK(read_file(path) == "{\"epoch\":0,\"batch\":0,\"sample\":0,\"metrics\":{\"a\":0}}\n"
-                             "{\"epoch\":0,\"batch\":0,\"sample\":0,\"metrics\":{\"a\":1}}\n");
+    CHECK(read_file(path) == "{\"run\":\"first\",\"epoch\":0,\"batch\":0,\"sample\":0,\"metrics\":{\"a\":0}}\n"
+                             "{\"run\":\"second\",\"epoch\":0,\"batch\":0,\"sample\":0,\"metrics\":{\"a\":1}}\n");
   }
   SUBCASE("an empty file gets the header; a row cut short by a crash is ended first") {
     const std::string path = dir.path() + "/metrics.csv";
@@ -563,11 +789,21 @@ TEST_CASE("MetricsFile appends to an existing file: a resumed run keeps its earl
     {
       MetricsFile file(path);
     }
-    CHECK(read_file(path) == "epoch,batch,sample,key,value\n");
-    write_file(path, "epoch,batch,sample,key,value\n0,1,8,loss/tra");
-    MetricsFile file(path);
+    CHECK(read_file(path) == "run,epoch,batch,sample,key,value\n");
+    write_file(path, "run,epoch,batch,sample,key,value\nold,0,1,8,loss/tra");
+    MetricsFile file = named_file(path, "new");
     file.log_metrics({{"x", 2.0}}, state);
-    CHECK(read_file(path) == "epoch,batch,sample,key,value\n0,1,8,loss/tra\n0,0,0,x,2\n");
+    CHECK(read_file(path) == "run,epoch,batch,sample,key,value\nold,0,1,8,loss/tra\nnew,0,0,0,x,2\n");
+  }
+  SUBCASE("a file begun with the older header, without runs, is appended to in its layout") {
+    const std::string path = dir.path() + "/metrics.csv";
+    write_file(path, "epoch,batch,sample,key,value\r\n0,1,8,loss/train/total,1.5\r\n0,2,16,loss/tra");
+    composer::State state;
+    MetricsFile file = named_file(path, "new");
+    CHECK_FALSE(file.rows_name_run());
+    file.log_metrics({{"x", 2.0}}, state);
+    CHECK(read_file(path) ==
+          "epoch,batch,sample,key,value\r\n0,1,8,loss/train/total,1.5\r\n0,2,16,loss/tra\n0,0,0,x,2\n");
   }
   SUBCASE("a file that is not a metrics CSV is left alone") {
     const std::string path = dir.path() + "/notes.csv";
@@ -614,7 +850,53 @@ TEST_CASE("MetricsFile reports a path it cannot write, at construction, naming i
     options.path = dir.path() + "/metrics.txt";
     options.format = MetricsFile::Format::csv;
     MetricsFile forced(options);
-    CHECK(read_file(options.path) == "epoch,batch,sample,key,value\n");
+    CHECK(read_file(options.path) == "run,epoch,batch,sample,key,value\n");
+  }
+}
+
+TEST_CASE("MetricsFile names its run: YYYYmmdd-HHMMSS-<pid> by default, or the user's name if it can be written") {
+  TempDir dir;
+  const std::string path = dir.path() + "/metrics.csv";
+  composer::State state;
+  std::string generated[2];
+  for (auto& name : generated) {
+    const auto before = std::chrono::system_clock::now();
+    MetricsFile file(path);
+    name = file.run_name();
+    CAPTURE(name);
+    // The local date and time of the construction, to the second, then the process id, then for all but the
+    // process's first name a sequence number.
+    REQUIRE(name.size() > 16);
+    for (std::size_t i : {0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14})
+      CHECK(std::isdigit(static_cast<unsigned char>(name[i])));
+    CHECK(name[8] == '-');
+    CHECK(name[15] == '-');
+    const std::string pid = std::to_string(::getpid());
+    CHECK(name.substr(16, pid.size()) == pid);
+    const std::time_t at = std::chrono::system_clock::to_time_t(before);
+    std::tm local{};
+    ::localtime_r(&at, &local);
+    char day[16];
+    std::strftime(day, sizeof day, "%Y%m%d", &local);
+    CHECK(name.substr(0, 8) == day);  // fails only if the run straddles midnight
+    file.log_metrics({{"a", 1.0}}, state);
+  }
+  CHECK(generated[0] != generated[1]);  // two files opened within the same second still differ
+  CHECK(read_file(path) == "run,epoch,batch,sample,key,value\n" + generated[0] + ",0,0,0,a,1\n" + generated[1] +
+                               ",0,0,0,a,1\n");
+
+  for (const std::string bad : {"a,b", "say \"hi\"", "tab\there", " lead", "trail "}) {
+    CAPTURE(bad);
+    const std::string other = dir.path() + "/bad.csv";
+    try {
+      named_file(other, bad);
+      FAIL("no error for a run name that cannot be written");
+    } catch (const std::invalid_argument& error) {
+      const std::string message = error.what();
+      CHECK(message.find("run name '" + bad + "'") != std::string::npos);
+      CHECK(message.find(other) != std::string::npos);
+    }
+    CHECK_FALSE(io::exists(other));  // refused before the file is created
   }
 }
 
@@ -638,11 +920,13 @@ TEST_CASE("plot_metrics.sh draws a PNG from a MetricsFile CSV, and fails clearly
   }
   TempDir dir;
   const std::string csv = dir.path() + "/metrics.csv";
+  std::string run;
   {
     Capture quiet;
     fake_now = 0;
     auto state = make_state(Time::from_epoch(3), 10);
     BothEngine engine(state, ProgressBar(bar_options(quiet.file(), ProgressBar::Style::plain)), MetricsFile(csv));
+    run = engine.get<MetricsFile>().run_name();
     engine.run<Event::FIT_START>();
     for (int epoch = 0; epoch < 3; ++epoch) {
       train_epoch(engine, 10);
@@ -650,14 +934,16 @@ TEST_CASE("plot_metrics.sh draws a PNG from a MetricsFile CSV, and fails clearly
     }
     engine.run<Event::FIT_END>();
   }
-  std::string output;
+  std::string output, errors;
   const std::string png = dir.path() + "/plots/metrics.png";
-  CHECK(run_script("'" + csv + "' '" + png + "'", output) == 0);
-  INFO(output);
+  CHECK(run_script("'" + csv + "' '" + png + "'", output, &errors) == 0);
+  INFO(output, errors);
+  CHECK(errors.empty());
+  CHECK(output == "plot_metrics.sh: plotted run '" + run + "'\nplot_metrics.sh: wrote " + png + "\n");
   REQUIRE(io::exists(png));
   const std::string image = read_file(png);
   CHECK(image.size() > 1000);
-  CHECK(image.starts_with(std::string("\x89PNG\r\n\x1a\n", 8)));
+  CHECK(png_height(image) == 760);  // two panels: no learning rate was logged
 
   // Missing file, neither key, not a metrics CSV, wrong arguments.
   CHECK(run_script("'" + (dir.path() + "/absent.csv") + "' '" + png + "'", output) != 0);
@@ -665,7 +951,8 @@ TEST_CASE("plot_metrics.sh draws a PNG from a MetricsFile CSV, and fails clearly
   const std::string other = dir.path() + "/other.csv";
   write_file(other, "epoch,batch,sample,key,value\n0,1,8,lr/group0,0.1\n0,2,16,loss/train/total,nan\n");
   CHECK(run_script("'" + other + "' '" + png + "'", output) != 0);
-  CHECK(output.find("no finite value of 'loss/train/total' nor of 'metrics/eval/accuracy'") != std::string::npos);
+  CHECK(output.find("no finite value of 'loss/train/total' nor of 'metrics/eval/accuracy' for the whole file") !=
+        std::string::npos);
   write_file(other, "name,score\n");
   CHECK(run_script("'" + other + "' '" + png + "'", output) != 0);
   CHECK(output.find("does not start with the header") != std::string::npos);
@@ -675,8 +962,107 @@ TEST_CASE("plot_metrics.sh draws a PNG from a MetricsFile CSV, and fails clearly
   // One key is enough: the other panel says it has no value.
   write_file(other, "epoch,batch,sample,key,value\n0,1,8,loss/train/total,2\n0,2,16,loss/train/total,1\n");
   io::remove(png);
-  CHECK(run_script("'" + other + "' '" + png + "'", output) == 0);
+  CHECK(run_script("'" + other + "' '" + png + "'", output, &errors) == 0);
+  CHECK(errors.empty());
   CHECK(io::exists(png));
+  CHECK(output.find("plotted the whole file (it has no run column)") != std::string::npos);
+}
+
+TEST_CASE("plot_metrics.sh plots the last run of a file by default, one run by name, or all of them") {
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    MESSAGE("gnuplot is not installed: plot script not run");
+    return;
+  }
+  TempDir dir;
+  const std::string csv = dir.path() + "/metrics.csv";
+  composer::State state;
+  {
+    // The first run logs the learning rate; the second, appended to the same file, does not.
+    MetricsFile first = named_file(csv, "first");
+    for (int batch = 1; batch <= 3; ++batch) {
+      state.timestamp = state.timestamp.to_next_batch(batch_size);
+      first.log_metrics({{"loss/train/total", 1.0 / batch}, {"lr/group0", 0.1 * batch}}, state);
+    }
+    state.timestamp = composer::Timestamp{};  // a new run starts from batch 0
+    MetricsFile second = named_file(csv, "second");
+    for (int batch = 1; batch <= 3; ++batch) {
+      state.timestamp = state.timestamp.to_next_batch(batch_size);
+      second.log_metrics({{"loss/train/total", 2.0 / batch}, {"metrics/eval/accuracy", 0.25 * batch}}, state);
+    }
+  }
+  const std::string png = dir.path() + "/curves.png";
+  std::string output, errors;
+  auto plot = [&](const std::string& options) {
+    if (io::exists(png)) io::remove(png);
+    const int status = run_script(options + " '" + csv + "' '" + png + "'", output, &errors);
+    INFO(options, output, errors);
+    CHECK(errors.empty());
+    return status == 0 && io::exists(png) ? png_height(read_file(png)) : 0u;
+  };
+  // A third panel, and a taller image, only for a run with a learning rate.
+  CHECK(plot("") == 760);
+  CHECK(output.starts_with("plot_metrics.sh: plotted run 'second' (2 runs in the file; --run NAME or --all-runs"));
+  CHECK(plot("--run first") == 1100);
+  CHECK(output.starts_with("plot_metrics.sh: plotted run 'first' (2 runs in the file"));
+  CHECK(plot("--run=second") == 760);
+  CHECK(plot("--all-runs") == 1100);
+  CHECK(output.starts_with("plot_metrics.sh: plotted all 2 runs\n"));
+
+  CHECK(run_script("--run third '" + csv + "' '" + png + "'", output) != 0);
+  CHECK(output.find("has no run 'third'; its runs: first second") != std::string::npos);
+  CHECK(run_script("--run first --all-runs '" + csv + "' '" + png + "'", output) != 0);
+  CHECK(output.find("cannot be used together") != std::string::npos);
+  CHECK(run_script("--color '" + csv + "' '" + png + "'", output) != 0);
+  CHECK(output.find("unknown option '--color'") != std::string::npos);
+
+  // The last run alone is judged: one with neither key is an error even though earlier runs have them.
+  {
+    MetricsFile third = named_file(csv, "third");
+    third.log_metrics({{"lr/group0", 0.1}, {"loss/train/total", std::numeric_limits<double>::quiet_NaN()}}, state);
+  }
+  CHECK(run_script("'" + csv + "' '" + png + "'", output) != 0);
+  CHECK(output.find("no finite value of 'loss/train/total' nor of 'metrics/eval/accuracy' for run 'third'") !=
+        std::string::npos);
+  CHECK(plot("--all-runs") == 1100);
+  CHECK(output.starts_with("plot_metrics.sh: plotted all 3 runs\n"));
+
+  // A file written before rows named their run is one run; --run cannot pick in it.
+  const std::string old = dir.path() + "/old.csv";
+  write_file(old, "epoch,batch,sample,key,value\n0,1,8,loss/train/total,2\n0,1,8,lr/group0,0.1\n"
+                  "0,2,16,loss/train/total,1\n0,2,16,lr/group0,0.05\n");
+  CHECK(run_script("'" + old + "' '" + png + "'", output, &errors) == 0);
+  CHECK(errors.empty());
+  CHECK(png_height(read_file(png)) == 1100);
+  CHECK(output.starts_with("plot_metrics.sh: plotted the whole file (it has no run column)\n"));
+  CHECK(run_script("--run first '" + old + "' '" + png + "'", output) != 0);
+  CHECK(output.find("has no run column") != std::string::npos);
+}
+
+TEST_CASE("plot_metrics.sh plots a run of one batch and one evaluation without a gnuplot warning") {
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    MESSAGE("gnuplot is not installed: plot script not run");
+    return;
+  }
+  TempDir dir;
+  const std::string png = dir.path() + "/short.png";
+  std::string output, errors;
+  // One point per panel (each axis over a single value, a learning rate of 0 included), or a flat series.
+  const std::vector<std::string> files{
+      "run,epoch,batch,sample,key,value\nshort,0,1,32,loss/train/total,2.5\nshort,0,1,32,lr/group0,0\n"
+      "short,0,1,32,metrics/eval/accuracy,0.5\n",
+      "run,epoch,batch,sample,key,value\nflat,0,1,32,loss/train/total,1\nflat,0,2,64,loss/train/total,1\n"
+      "flat,0,1,32,lr/group0,0.1\nflat,0,2,64,lr/group0,0.1\nflat,1,2,64,metrics/eval/accuracy,-0.5\n",
+      "epoch,batch,sample,key,value\n0,0,0,metrics/eval/accuracy,0.25\n",
+  };
+  for (const auto& text : files) {
+    CAPTURE(text);
+    const std::string csv = dir.path() + "/short.csv";
+    write_file(csv, text);
+    if (io::exists(png)) io::remove(png);
+    CHECK(run_script("'" + csv + "' '" + png + "'", output, &errors) == 0);
+    CHECK(errors == "");
+    CHECK(png_height(read_file(png)) == (text.find("lr/group0") != std::string::npos ? 1100u : 760u));
+  }
 }
 
 }  // TEST_SUITE
