@@ -4,7 +4,8 @@
 /// statically dispatched Engine. The loop lives here; its parts live beside it: option checks in
 /// `trainer_options.hpp`, seeding in `seeding.hpp`, the checkpoint layout in `checkpoint.hpp`, saving into a
 /// folder in `checkpoint_saver.hpp`, evaluation and prediction in `evaluation.hpp`, schedules in
-/// `learning_rates.hpp`, the NaN check in `loss_check.hpp`, mixed precision in `precision_context.hpp`.
+/// `learning_rates.hpp`, the NaN check in `loss_check.hpp`, mixed precision in `precision_context.hpp`, the
+/// state, metrics file, checkpoint to load and `fit`'s argument checks in `trainer_setup.hpp`.
 
 #include <chrono>
 #include <cstdint>
@@ -34,6 +35,7 @@
 #include <composer/trainer/precision_context.hpp>
 #include <composer/trainer/seeding.hpp>
 #include <composer/trainer/trainer_options.hpp>
+#include <composer/trainer/trainer_setup.hpp>
 
 namespace composer {
 
@@ -61,14 +63,15 @@ class Trainer {
   Trainer(Model model, TrainerOptions options, Policies... policies)
       : options_(std::move(options)), state_(prepare_state(std::move(model), options_)),
         engine_(state_, std::move(policies)..., loggers::ProgressBar(loggers::ProgressBarOptions{.enabled = options_.progress_bar}),
-                metrics_file(options_)),
+                make_metrics_file(options_)),
         base_learning_rates_(base_learning_rates(state_.optimizers)),
         scaler_(state_.precision == Precision::amp_fp16),
         saver_(options_.save_folder, options_.save_interval, options_.save_num_checkpoints_to_keep),
         train_subset_num_batches_(options_.train_subset_num_batches) {
     engine_.template run<Event::INIT>();
     engine_.template run<Event::BEFORE_LOAD>();
-    load_at_construction();
+    if (const auto to_load = checkpoint_to_load(options_, state_.rank))
+      to_load->weights_only ? load_weights(to_load->path) : load_checkpoint(to_load->path);
     engine_.template run<Event::AFTER_LOAD>();
   }
 
@@ -85,28 +88,9 @@ class Trainer {
   /// argument is checked before anything changes. Composer counterpart: `Trainer.fit(train_dataloader=...,
   /// duration=..., reset_time=..., train_subset_num_batches=...)`.
   void fit(FitOptions fit_options) {
-    const std::optional<Time>& duration = fit_options.duration;
-    if (!fit_options.train_dataloader && !options_.train_dataloader)
-      throw std::invalid_argument("composer: fit() needs a train_dataloader");
-    if (state_.optimizers.empty()) throw std::invalid_argument("composer: fit() needs at least one optimizer");
-    if (const auto subset = fit_options.train_subset_num_batches; subset && (*subset == 0 || *subset < -1))
-      throw std::invalid_argument("composer: fit(train_subset_num_batches) must be positive or -1 (all batches), got " +
-                                  std::to_string(*subset));
-    if (duration && duration->value() <= 0)
-      throw std::invalid_argument("composer: fit(duration) needs a positive duration, got " + duration->to_string());
-    if (duration && duration->unit() != TimeUnit::DURATION && duration->unit() != TimeUnit::SECOND &&
-        !TrainerOptions::trainer_counts(*duration))
-      throw std::invalid_argument("composer: fit(duration) got " + duration->to_string() +
-                                  ", a unit the Trainer does not count (it counts ep, ba and sp)");
     const Timestamp start = fit_options.reset_time ? Timestamp() : state_.timestamp;
-    const std::optional<Time> max_duration =
-        duration ? std::optional<Time>(*duration + start.get(duration->unit())) : state_.max_duration();
-    if (!max_duration)
-      throw std::invalid_argument("composer: fit() needs a max_duration, in the options or as its argument");
-    if (start >= *max_duration)
-      throw std::invalid_argument("composer: training already reached max_duration " + max_duration->to_string() +
-                                  " (at " + start.to_string() + "); call fit(duration) to train longer, or "
-                                  "fit({.reset_time = true}) to start the clock again");
+    const Time max_duration =
+        fit_max_duration(fit_options, static_cast<bool>(options_.train_dataloader), state_, start);
     if (fit_options.train_dataloader) options_.train_dataloader = std::move(fit_options.train_dataloader);
     if (fit_options.train_subset_num_batches) train_subset_num_batches_ = *fit_options.train_subset_num_batches;
     if (fit_options.reset_time) {
@@ -115,7 +99,7 @@ class Trainer {
       last_eval_batch_ = -1;
       saver_.resumed_at(-1);
     }
-    state_.set_max_duration(*max_duration);
+    state_.set_max_duration(max_duration);
     activate_loader(state_, options_.train_dataloader, "train", train_subset_num_batches_);
     state_.model->train(true);
     engine_.template run<Event::FIT_START>();
@@ -163,18 +147,11 @@ class Trainer {
       checkpoint::save(path, checkpoint_parts(), engine_);
   }
 
-  /// Restores a checkpoint written by `save_checkpoint` so that training continues exactly where it stopped.
-  /// The resumed run's events, from the first, see what the uninterrupted run saw at the same point: the
-  /// timestamp, the learning rate the schedule had set (restored with the optimizers, as PyTorch's
-  /// `load_state_dict` restores `param_groups`) and `State::loss`, the last loss (no tensor, `!loss.defined()`,
-  /// when the checkpoint was saved before any batch). A checkpoint saved at `EPOCH_CHECKPOINT` (an interval in
-  /// ep) has the clock at the next epoch, so `fit()` starts with that epoch's `EPOCH_START`; one saved at
-  /// `BATCH_CHECKPOINT` on an epoch's last batch is from before that epoch ended, so `fit()` first fires its
-  /// `EPOCH_END`, evaluation and `EPOCH_CHECKPOINT`, once, as Composer's loop does. Everything is checked before
-  /// the model changes; a checkpoint that does not fit (another model, other optimizers or policies) or a corrupt
-  /// file is a `CheckpointError` naming the problem, and leaves the trainer as it was; so is a weights-only
-  /// checkpoint (load that with `load_weights`). Model tensors are matched as `load_strict_model_weights` says.
-  /// Composer counterpart: `Trainer(load_path=...)`.
+  /// Restores a checkpoint written by `save_checkpoint` so that training continues exactly where it stopped: the
+  /// resumed run's events see what the uninterrupted run saw at the same point (timestamp, scheduled learning rate,
+  /// `State::loss`; README, "Training with `Trainer<Policies...>`"). Everything is checked before the model
+  /// changes: a checkpoint that does not fit, a weights-only one (see `load_weights`) or a corrupt file is a
+  /// `CheckpointError` naming the problem. Composer counterpart: `Trainer(load_path=...)`.
   void load_checkpoint(const std::string& path) {
     checkpoint::load(path, checkpoint_parts(), engine_, options_.load_strict_model_weights);
     last_eval_batch_ = state_.timestamp.batch().count();
@@ -222,51 +199,6 @@ class Trainer {
   const std::vector<std::string>& saved_checkpoints() const noexcept { return saver_.saved_checkpoints(); }
 
  private:
-  // The metrics file names each row's run: the user's run_name when one is set (so a resumed run can keep its
-  // name), otherwise a name generated for this Trainer.
-  static loggers::MetricsFile metrics_file(const TrainerOptions& options) {
-    if (options.metrics_file.empty()) return loggers::MetricsFile();
-    loggers::MetricsFileOptions file;
-    file.path = options.metrics_file;
-    if (options.run_name != TrainerOptions{}.run_name) file.run_name = options.run_name;
-    return loggers::MetricsFile(std::move(file));
-  }
-
-  static State prepare_state(Model model, const TrainerOptions& options) {
-    if (!model) throw std::invalid_argument("composer: the Trainer needs a model");
-    options.validate();
-    const std::uint64_t seed = seed_everything(options.seed, options.device, options.deterministic_mode);
-
-    model->to(options.device);
-    State state(std::move(model), std::nullopt, seed);
-    state.optimizers = options.optimizers;
-    state.schedulers = options.schedulers;
-    state.precision = options.precision;
-    state.device = options.device;
-    state.device_train_microbatch_size = options.device_train_microbatch_size;
-    state.run_name = options.run_name;
-    if (options.max_duration) state.set_max_duration(*options.scaled_max_duration());
-    return state;
-  }
-
-  // What the constructor loads, between BEFORE_LOAD and AFTER_LOAD: with `autoresume`, the newest checkpoint in
-  // `save_folder` when there is one (in full: Composer turns `load_weights_only` off when it autoresumes); else
-  // `load_path`, whole or its weights only.
-  void load_at_construction() {
-    if (options_.autoresume) {
-      const std::string latest = CheckpointSaver::latest_checkpoint(options_.save_folder, state_.rank);
-      if (!latest.empty()) {
-        load_checkpoint(latest);
-        return;
-      }
-    }
-    if (options_.load_path.empty()) return;
-    if (options_.load_weights_only)
-      load_weights(options_.load_path);
-    else
-      load_checkpoint(options_.load_path);
-  }
-
   bool has_eval() const { return static_cast<bool>(options_.eval_dataloader) && options_.eval_interval.value() > 0; }
 
   // The parts of this trainer a checkpoint holds, besides its policies.
