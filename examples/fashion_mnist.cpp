@@ -190,7 +190,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"baseline", "label_smoothing", "fast", "regularized", "resnet", "resnet_baseline"}));
   app.add_option("--eval-interval", config.eval_interval, "evaluate every ...ep or ...ba")->capture_default_str();
   app.add_option("--save-interval", config.save_interval, "checkpoint every ...ep or ...ba")->capture_default_str();
-  app.add_option("--keep-checkpoints", config.keep_checkpoints, "checkpoints kept (-1: all)")->capture_default_str();
+  app.add_option("--keep-checkpoints", config.keep_checkpoints, "checkpoints kept (positive, or -1: all)")->capture_default_str();
   app.add_option("--microbatch", config.microbatch, "samples per microbatch (0: whole batch)")->capture_default_str();
   app.add_option("--resume", config.resume, "checkpoint to resume from, e.g. runs/fashion_mnist/checkpoints/latest-rank0.pt");
   app.add_flag("!--no-progress", config.progress, "plain output without a progress bar");

@@ -32,5 +32,5 @@ int main() {
       .seed = 17,
   } COMPOSER_COMPILE_COST_POLICY_OBJECTS);
   trainer.fit();
-  std::printf("accuracy %.3f\n", trainer.eval().at("accuracy"));
+  std::printf("accuracy %.3f\n", trainer.eval().at("eval").at("accuracy"));
 }

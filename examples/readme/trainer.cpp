@@ -38,7 +38,7 @@ int main() {
       model, options, composer::algorithms::MixUp(/*alpha=*/0.2), composer::algorithms::LabelSmoothing(0.1),
       PrintLoss{});
   trainer.fit();                       // FIT_START … FIT_END through the static Engine
-  auto metrics = trainer.eval();       // {"accuracy", "cross_entropy"}
+  auto metrics = trainer.eval().at("eval");  // {"accuracy", "cross_entropy"} of the evaluator "eval"
   std::printf("test accuracy %.3f\n", metrics.at("accuracy"));
   return metrics.at("accuracy") > 0.9 ? 0 : 1;
 }

@@ -13,6 +13,7 @@
 #include <composer/core/state.hpp>
 #include <composer/core/training_engine.hpp>
 #include <composer/trainer/checkpoint.hpp>
+#include <composer/trainer/evaluator.hpp>
 #include <composer/trainer/precision_context.hpp>
 #include <composer/trainer/state_archive.hpp>
 #include <composer/trainer/trainer.hpp>

@@ -10,6 +10,7 @@
 #include <composer/data/tensor_loader.hpp>
 #include <composer/functional.hpp>
 #include <composer/io/files.hpp>
+#include <composer/metrics.hpp>
 #include <composer/models/resnet.hpp>
 #include <composer/models/simple_cnn.hpp>
 #include <composer/trainer/trainer.hpp>
@@ -72,7 +73,7 @@ Outcome train_on_device(Policies... policies) {
   Outcome outcome;
   const at::Tensor loss = trainer.state().loss.detach().cpu();
   outcome.loss = loss.item<double>();
-  outcome.accuracy = trainer.eval().at("accuracy");
+  outcome.accuracy = trainer.eval().at("eval").at("accuracy");
   outcome.parameters_on_device = true;
   for (const auto& p : net->parameters()) outcome.parameters_on_device &= on_device(p);
   const auto after = net->parameters();
@@ -152,6 +153,32 @@ TEST_CASE("the functional batch transforms keep the data's device") {
   auto augmixed = fn::augmix_image(x[0]);
   CHECK(on_device(augmixed));
   CHECK(on_device(fn::randaugment_image(x[0])));
+}
+
+TEST_CASE("the metrics accumulate on the outputs' device, for class-index and probability targets") {
+  torch::manual_seed(2);
+  const auto cpu_logits = torch::randn({8, 10});
+  const auto cpu_targets = torch::randint(0, 10, {8});
+  const auto logits = em::to_device(cpu_logits);
+  const auto targets = em::to_device(cpu_targets);
+  const auto probabilities = em::to_device(torch::one_hot(cpu_targets, 10).to(torch::kFloat));
+  composer::metrics::MetricCollection on_accelerator{composer::metrics::Accuracy(3), composer::metrics::PerClassAccuracy(10),
+                                                     composer::metrics::CrossEntropy{}};
+  composer::metrics::MetricCollection on_cpu = on_accelerator;
+  on_accelerator.update(logits, targets);
+  on_accelerator.update(logits, probabilities);
+  on_cpu.update(cpu_logits, cpu_targets);
+  on_cpu.update(cpu_logits, cpu_targets);
+  const auto device_values = on_accelerator.compute();
+  const auto cpu_values = on_cpu.compute();
+  REQUIRE(device_values.size() == cpu_values.size());
+  for (const auto& [name, value] : cpu_values) {
+    CAPTURE(name);
+    if (std::isnan(value))
+      CHECK(std::isnan(device_values.at(name)));
+    else
+      CHECK(device_values.at(name) == doctest::Approx(value));
+  }
 }
 
 TEST_CASE("a Trainer on the accelerator with the headline batch methods (CutOut, MixUp, LabelSmoothing)") {

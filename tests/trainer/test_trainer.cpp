@@ -98,7 +98,9 @@ TEST_CASE("a fit with microbatches and evaluation fires Composer's event sequenc
   CHECK(trainer.get<Recorder>().seen == expected);
 
   trainer.get<Recorder>().seen.clear();
-  const auto metrics = trainer.eval();
+  const auto by_label = trainer.eval();
+  REQUIRE(by_label.size() == 1);
+  const auto& metrics = by_label.at("eval");
   std::vector<std::string> standalone = {"eval_standalone_start"};
   standalone.insert(standalone.end(), eval.begin(), eval.end());
   standalone.emplace_back("eval_standalone_end");

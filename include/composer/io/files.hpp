@@ -9,6 +9,7 @@
 /// (`no_std_filesystem.*`) keeps it so.
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -202,6 +203,29 @@ inline std::uint64_t remove_all(const std::string& path) {
 /// either the old or the new file. Both must be on the same file system. Throws `FileError`.
 inline void rename(const std::string& from, const std::string& to) {
   if (::rename(from.c_str(), to.c_str()) != 0) throw FileError("rename '" + from + "' to", to, errno);
+}
+
+/// Writes `data` to the file `path` (created, or truncated), then flushes it to the storage device (`fsync`), so
+/// that a later `rename` over another file never exposes a file whose data is not on disk. Every short or failed
+/// write (a full disk: ENOSPC) is a `FileError`; the partly written file is left for the caller to remove.
+inline void write_file(const std::string& path, std::string_view data) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw FileError("create the file", path, errno);
+  const auto fail = [&](const char* operation) {
+    const int error = errno;
+    ::close(fd);
+    throw FileError(operation, path, error);
+  };
+  for (std::size_t written = 0; written < data.size();) {
+    const ssize_t n = ::write(fd, data.data() + written, data.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("write the file");
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0 && errno != EINVAL && errno != EROFS) fail("flush the file");
+  if (::close(fd) != 0) throw FileError("close the file", path, errno);
 }
 
 /// Creates the symbolic link `link` holding `target` (a path relative to the link's folder, or absolute). Throws

@@ -25,7 +25,7 @@ inline std::optional<std::int64_t> subset_length(const data::AnyLoader& loader, 
 
 /// Makes `loader` the State's active data loader under `label` ("train", "eval", "predict"), of which at most
 /// `subset_num_batches` batches per epoch are used (-1: all). Composer counterpart: `State.set_dataloader`.
-inline void activate_loader(State& state, data::AnyLoader& loader, const char* label,
+inline void activate_loader(State& state, data::AnyLoader& loader, const std::string& label,
                             std::int64_t subset_num_batches = -1) {
   state.dataloader = &loader;
   state.dataloader_label = label;
@@ -42,10 +42,11 @@ struct ActiveLoader {
   std::optional<std::int64_t> len;
 };
 
-/// Makes `loader` active under `label` and returns the loader that was active, for `restore_active_loader`.
-inline ActiveLoader swap_active_loader(State& state, data::AnyLoader& loader, const char* label) {
+/// Makes `loader` active under `label` (at most `subset_num_batches` batches used, -1: all) and returns the loader that was active, for `restore_active_loader`.
+inline ActiveLoader swap_active_loader(State& state, data::AnyLoader& loader, const std::string& label,
+                                       std::int64_t subset_num_batches = -1) {
   ActiveLoader previous{state.dataloader, state.dataloader_label, state.dataloader_len};
-  activate_loader(state, loader, label);
+  activate_loader(state, loader, label, subset_num_batches);
   return previous;
 }
 

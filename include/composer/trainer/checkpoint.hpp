@@ -6,15 +6,19 @@
 
 #include <algorithm>
 #include <array>
+#include <cinttypes>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -31,6 +35,7 @@
 #include <composer/core/state.hpp>
 #include <composer/core/timestamp.hpp>
 #include <composer/io/files.hpp>
+#include <composer/io/zip_integrity.hpp>
 #include <composer/trainer/precision_context.hpp>
 
 namespace composer {
@@ -130,8 +135,9 @@ inline constexpr const char policy_names[] = "policies/names";
 inline constexpr const char policy[] = "policies/";
 }  // namespace keys
 
-/// Writes `archive` to `path` atomically: into a temporary file beside it, then renamed over `path`, so a
-/// crash or a full disk never leaves a half-written checkpoint under the real name.
+/// Writes `archive` to `path` atomically: serialised in memory, written into a temporary file beside it and
+/// flushed, then renamed over `path`, so a crash or a full disk never leaves a half-written checkpoint under the
+/// real name, and a failed write is a `CheckpointError` with the temporary file removed.
 inline void write_atomically(torch::serialize::OutputArchive& archive, const std::string& path) {
   if (const std::string folder = io::parent_path(path); !folder.empty()) {
     try {
@@ -147,11 +153,23 @@ inline void write_atomically(torch::serialize::OutputArchive& archive, const std
     } catch (const io::FileError&) {
     }
   };
+  // The archive is serialised into memory first: LibTorch's file writer finishes the file in its destructor, where
+  // a write error (a full disk) cannot be reported and ends the process. The bytes are then written and flushed by
+  // a writer that reports every error.
+  std::string bytes;
   try {
-    archive.save_to(tmp);
+    archive.save_to([&bytes](const void* data, std::size_t size) -> std::size_t {
+      bytes.append(static_cast<const char*>(data), size);
+      return size;
+    });
   } catch (const std::exception& error) {
+    throw CheckpointError("composer: cannot serialise checkpoint '" + path + "': " + error.what());
+  }
+  try {
+    io::write_file(tmp, bytes);
+  } catch (const io::FileError& error) {
     discard_tmp();
-    throw CheckpointError("composer: cannot write checkpoint '" + path + "': " + error.what());
+    throw CheckpointError("composer: cannot write checkpoint '" + path + "' (nothing was replaced): " + error.reason());
   }
   try {
     io::rename(tmp, path);
@@ -161,8 +179,8 @@ inline void write_atomically(torch::serialize::OutputArchive& archive, const std
   }
 }
 
-/// Opens a checkpoint, turning a missing, unreadable, truncated or corrupt file into a `CheckpointError`
-/// naming it, and checking the format version.
+/// Opens a checkpoint, turning a missing, unreadable, truncated or corrupt file (any record whose bytes do not match
+/// its stored CRC-32) into a `CheckpointError` naming it, and checking the format version.
 inline torch::serialize::InputArchive read(const std::string& path) {
   io::FileType type;
   try {
@@ -173,6 +191,13 @@ inline torch::serialize::InputArchive read(const std::string& path) {
   if (type == io::FileType::not_found) throw CheckpointError("composer: checkpoint '" + path + "' does not exist");
   if (type != io::FileType::regular)
     throw CheckpointError("composer: checkpoint '" + path + "' is not a regular file");
+  // LibTorch's reader does not check the records' CRC-32s: a flipped bit in a tensor would load unnoticed.
+  try {
+    io::verify_zip_records(path);
+  } catch (const io::ZipIntegrityError& error) {
+    throw CheckpointError("composer: checkpoint '" + path + "' is corrupt or truncated, nothing was loaded: " +
+                          error.what());
+  }
   torch::serialize::InputArchive archive;
   try {
     // Every tensor is read onto the CPU (a checkpoint written on a GPU loads on a machine without one); the
@@ -191,6 +216,37 @@ inline torch::serialize::InputArchive read(const std::string& path) {
                           std::to_string(version.item<std::int64_t>()) + ", this library reads format " +
                           std::to_string(format_version));
   return archive;
+}
+
+/// The epoch and batch a checkpoint file name written by the Trainer carries (`ep{E}-ba{B}-rank{R}.pt`, also
+/// through the `latest-rank{R}.pt` link), or none for another name.
+inline std::optional<std::pair<std::int64_t, std::int64_t>> counters_in_name(const std::string& path) {
+  std::string name = io::file_name(path);
+  try {
+    if (io::file_type(path, /*follow_links=*/false) == io::FileType::symlink) name = io::file_name(io::read_symlink(path));
+  } catch (const io::FileError&) {
+    return std::nullopt;
+  }
+  std::int64_t epoch = 0, batch = 0, rank = 0;
+  char rest[4] = {};
+  if (std::sscanf(name.c_str(), "ep%" SCNd64 "-ba%" SCNd64 "-rank%" SCNd64 "%3s", &epoch, &batch, &rank, rest) != 4 ||
+      std::string_view(rest) != ".pt" || name != "ep" + std::to_string(epoch) + "-ba" + std::to_string(batch) + "-rank" +
+                                                     std::to_string(rank) + ".pt")
+    return std::nullopt;
+  return std::pair{epoch, batch};
+}
+
+/// Cross-checks the counters a checkpoint holds against those its Trainer-written file name carries.
+/// \throws CheckpointError when they differ (the counters or the name were changed after writing).
+inline void check_counters_match_name(const std::string& path, const Timestamp& timestamp) {
+  const auto named = counters_in_name(path);
+  if (!named) return;
+  if (named->first != timestamp.epoch().count() || named->second != timestamp.batch().count())
+    throw CheckpointError("composer: checkpoint '" + path + "' is named for epoch " + std::to_string(named->first) +
+                          ", batch " + std::to_string(named->second) + " but holds epoch " +
+                          std::to_string(timestamp.epoch().count()) + ", batch " +
+                          std::to_string(timestamp.batch().count()) +
+                          ": its counters or its name were changed after it was written; nothing was loaded");
 }
 
 /// Writes the model's parameters and buffers under flat dotted names (`model/<name>`).
@@ -469,6 +525,7 @@ void load(const std::string& path, const TrainingParts& parts, PolicyList& polic
                           (names.isString() ? names.toStringRef() : std::string("?")) + "] but this trainer has [" +
                           parts.policy_names + "]");
   const Timestamp timestamp = load_timestamp(archive, keys::timestamp, where);
+  check_counters_match_name(path, timestamp);
   at::Tensor count, base_lrs, seed, scale;
   if (!archive.try_read(keys::optimizer_count, count) ||
       count.item<std::int64_t>() != static_cast<std::int64_t>(state.optimizers.size()))

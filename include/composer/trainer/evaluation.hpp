@@ -15,9 +15,9 @@
 #include <composer/core/logger.hpp>
 #include <composer/core/state.hpp>
 #include <composer/data/any_loader.hpp>
-#include <composer/metrics/classification.hpp>
 #include <composer/trainer/active_loader.hpp>
 #include <composer/trainer/device_batch.hpp>
+#include <composer/trainer/evaluator_schedule.hpp>
 #include <composer/trainer/precision_context.hpp>
 
 namespace composer {
@@ -29,24 +29,26 @@ inline at::Tensor forward_in_precision(State& state, const at::Tensor& inputs) {
   return state.model.forward(inputs);
 }
 
-/// Evaluates the model on `loader` (at most `subset_num_batches` batches, -1 for all), firing `EVAL_START`,
-/// the `EVAL_BATCH_*` and `EVAL_*_FORWARD` events per batch, then logging the metrics (`metrics/eval/<name>`)
-/// and firing `EVAL_END`; stores and returns the metrics (`accuracy`, `cross_entropy`). Composer counterpart:
-/// `Trainer._eval_loop`.
+/// Evaluates the model with `evaluator` (on its data loader, at most its `subset_num_batches` batches), firing
+/// `EVAL_START` (with its loader active under its label), the `EVAL_BATCH_*` and `EVAL_*_FORWARD` events per batch,
+/// then storing its metrics in `state.eval_metric_values[label]`, logging them (`metrics/<label>/<name>`) and firing
+/// `EVAL_END`; returns the metrics. Composer counterpart: `Trainer._eval_loop`.
+/// \throws std::runtime_error when the loader yields no batch.
 template <class Engine>
-MetricValues run_evaluation(Engine& engine, State& state, data::AnyLoader& loader, std::int64_t subset_num_batches) {
+MetricValues run_evaluation(Engine& engine, State& state, ScheduledEvaluator& evaluator) {
   const bool was_training = state.model->is_training();
   const Batch train_batch = state.batch;
-  auto previous = swap_active_loader(state, loader, "eval");
+  auto previous = swap_active_loader(state, evaluator.dataloader, evaluator.label, evaluator.subset_num_batches);
   state.model->train(false);
-  metrics::ClassificationMetrics metrics;
+  evaluator.metrics.reset();
+  std::int64_t batches = 0;
   {
     at::NoGradGuard no_grad;
     state.eval_timestamp = Timestamp{};
     engine.template run<Event::EVAL_START>();
-    loader.start_epoch(0);
-    for (std::int64_t i = 0; subset_num_batches < 0 || i < subset_num_batches; ++i) {
-      auto batch = loader.next();
+    evaluator.dataloader.start_epoch(0);
+    for (; evaluator.subset_num_batches < 0 || batches < evaluator.subset_num_batches; ++batches) {
+      auto batch = evaluator.dataloader.next();
       if (!batch) break;
       check_batch(*batch, "evaluation");
       state.batch = to_device(*batch, state.device);
@@ -54,16 +56,17 @@ MetricValues run_evaluation(Engine& engine, State& state, data::AnyLoader& loade
       engine.template run<Event::EVAL_BEFORE_FORWARD>();
       state.outputs = forward_in_precision(state, state.batch.inputs);
       engine.template run<Event::EVAL_AFTER_FORWARD>();
-      metrics.update(state.outputs, state.batch.targets);
+      evaluator.metrics.update(state.outputs, state.batch.targets);
       state.eval_timestamp = state.eval_timestamp.to_next_batch(state.batch.inputs.size(0));
       engine.template run<Event::EVAL_BATCH_END>();
     }
   }
-  if (metrics.count() == 0) throw std::runtime_error("composer: the evaluation data loader yielded no batch");
-  MetricValues values = metrics.compute();
-  state.eval_metric_values["eval"] = values;
+  if (batches == 0)
+    throw std::runtime_error("composer: the data loader of evaluator '" + evaluator.label + "' yielded no batch");
+  MetricValues values = evaluator.keep_selected(evaluator.metrics.compute());
+  state.eval_metric_values[evaluator.label] = values;
   Metrics logged;
-  for (const auto& [name, value] : values) logged["metrics/eval/" + name] = value;
+  for (const auto& [name, value] : values) logged["metrics/" + evaluator.label + "/" + name] = value;
   logged["time/train_seconds"] = state.timestamp.total_wct().count();
   engine.logger().log_metrics(logged);
   engine.template run<Event::EVAL_END>();

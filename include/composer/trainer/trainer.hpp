@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -67,7 +68,9 @@ class Trainer {
         base_learning_rates_(base_learning_rates(state_.optimizers)),
         scaler_(state_.precision == Precision::amp_fp16),
         saver_(options_.save_folder, options_.save_interval, options_.save_num_checkpoints_to_keep),
-        train_subset_num_batches_(options_.train_subset_num_batches) {
+        train_subset_num_batches_(options_.train_subset_num_batches),
+        evaluators_(schedule_evaluators(options_)),
+        train_metrics_(options_.train_metrics) {
     engine_.template run<Event::INIT>();
     engine_.template run<Event::BEFORE_LOAD>();
     if (const auto to_load = checkpoint_to_load(options_, state_.rank))
@@ -96,7 +99,7 @@ class Trainer {
     if (fit_options.reset_time) {
       state_.timestamp = Timestamp();
       state_.previous_timestamp = Timestamp();
-      last_eval_batch_ = -1;
+      for (auto& evaluator : evaluators_) evaluator.last_eval_batch = -1;
       saver_.resumed_at(-1);
     }
     state_.set_max_duration(max_duration);
@@ -108,23 +111,43 @@ class Trainer {
       if (state_.timestamp.batch_in_epoch().count() == 0) {
         if (state_.timestamp.epoch_in_iteration().count() == 0) engine_.template run<Event::ITERATION_START>();
         engine_.template run<Event::EPOCH_START>();
+        train_metrics_.reset();
       }
       const bool epoch_finished = train_epoch();
       if (epoch_finished) end_epoch();
     }
     engine_.template run<Event::FIT_END>();
-    if (has_eval() && last_eval_batch_ != state_.timestamp.batch().count()) evaluate(/*standalone=*/false);
+    // An evaluator whose interval did not divide the run evaluates once more at its end.
+    evaluate_due([&](const ScheduledEvaluator& evaluator) {
+      return evaluator.interval.count() > 0 && evaluator.last_eval_batch != state_.timestamp.batch().count();
+    });
     saver_.fit_end(state_, save_into_folder());
     for (auto& optimizer : state_.optimizers) optimizer->zero_grad();
   }
 
-  /// Evaluates on the eval data loader and returns the metrics (`accuracy`, `cross_entropy`). Fires
-  /// `EVAL_STANDALONE_START`, `EVAL_START` … `EVAL_END`, `EVAL_STANDALONE_END`. Composer counterpart:
+  /// Evaluates with every evaluator (`eval_dataloader` as `"eval"`, then `evaluators`, whatever their interval)
+  /// and returns their metrics by label: `trainer.eval().at("eval").at("accuracy")`. Fires
+  /// `EVAL_STANDALONE_START`, `EVAL_START` … `EVAL_END` per evaluator, `EVAL_STANDALONE_END`. Composer counterpart:
   /// `Trainer.eval()`.
-  MetricValues eval() {
-    if (!has_eval()) throw std::invalid_argument("composer: eval() needs an eval_dataloader");
+  /// \throws std::invalid_argument when the Trainer has no evaluator.
+  std::map<std::string, MetricValues> eval() {
+    if (evaluators_.empty())
+      throw std::invalid_argument("composer: eval() needs an eval_dataloader or evaluators in the TrainerOptions");
+    std::map<std::string, MetricValues> values;
     engine_.template run<Event::EVAL_STANDALONE_START>();
-    MetricValues values = run_evaluator();
+    for (auto& evaluator : evaluators_) values[evaluator.label] = run_evaluator(evaluator);
+    engine_.template run<Event::EVAL_STANDALONE_END>();
+    return values;
+  }
+
+  /// Evaluates once with `evaluator` (its metrics, or the options' `eval_metrics`; its batch limit, or the
+  /// options'), as one more evaluator that is not kept, and returns its metrics (also stored under its label in
+  /// `State::eval_metric_values`). Composer counterpart: `Trainer.eval(eval_dataloader=Evaluator(...))`.
+  /// \throws std::invalid_argument for an evaluator the constructor would refuse.
+  MetricValues eval(const Evaluator& evaluator) {
+    ScheduledEvaluator scheduled = schedule_evaluator(evaluator, options_);
+    engine_.template run<Event::EVAL_STANDALONE_START>();
+    MetricValues values = run_evaluation(engine_, state_, scheduled);
     engine_.template run<Event::EVAL_STANDALONE_END>();
     return values;
   }
@@ -154,7 +177,7 @@ class Trainer {
   /// `CheckpointError` naming the problem. Composer counterpart: `Trainer(load_path=...)`.
   void load_checkpoint(const std::string& path) {
     checkpoint::load(path, checkpoint_parts(), engine_, options_.load_strict_model_weights);
-    last_eval_batch_ = state_.timestamp.batch().count();
+    for (auto& evaluator : evaluators_) evaluator.last_eval_batch = state_.timestamp.batch().count();
     saver_.resumed_at(state_.timestamp.batch().count());
   }
 
@@ -199,8 +222,6 @@ class Trainer {
   const std::vector<std::string>& saved_checkpoints() const noexcept { return saver_.saved_checkpoints(); }
 
  private:
-  bool has_eval() const { return static_cast<bool>(options_.eval_dataloader) && options_.eval_interval.value() > 0; }
-
   // The parts of this trainer a checkpoint holds, besides its policies.
   checkpoint::TrainingParts checkpoint_parts() {
     return {state_, base_learning_rates_, scaler_, joined_policy_names()};
@@ -248,12 +269,13 @@ class Trainer {
       engine_.template run<Event::BATCH_START>();
       apply_schedulers(state_, base_learning_rates_, options_.step_schedulers_every_batch, options_.scale_schedule_ratio);
       const double loss = train_batch();
+      compute_train_metrics();
       const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
       state_.previous_timestamp = state_.timestamp;
       state_.timestamp = state_.timestamp.to_next_batch(samples, 0, took);
       log_batch(loss);
       engine_.template run<Event::BATCH_END>();
-      if (interval_crossed(options_.eval_interval, TimeUnit::BATCH) && has_eval()) evaluate(false);
+      evaluate_due([&](const ScheduledEvaluator& evaluator) { return interval_crossed(evaluator.interval, TimeUnit::BATCH); });
       engine_.template run<Event::BATCH_CHECKPOINT>();
       saver_.batch_checkpoint(state_, save_into_folder());
       // A policy may end training within the epoch (State::stop_training at BATCH_END, in an evaluation or at a
@@ -267,7 +289,7 @@ class Trainer {
     state_.previous_timestamp = state_.timestamp;
     state_.timestamp = state_.timestamp.to_next_epoch();
     engine_.template run<Event::EPOCH_END>();
-    if (interval_crossed(options_.eval_interval, TimeUnit::EPOCH) && has_eval()) evaluate(false);
+    evaluate_due([&](const ScheduledEvaluator& evaluator) { return interval_crossed(evaluator.interval, TimeUnit::EPOCH); });
     engine_.template run<Event::EPOCH_CHECKPOINT>();
     saver_.epoch_checkpoint(state_, save_into_folder());
   }
@@ -297,6 +319,8 @@ class Trainer {
 
   at::Tensor train_microbatches() {
     const Batch full = state_.batch;
+    // An optimizer calling the closure again (SAM) re-runs the microbatches; the training metrics take the first run.
+    const bool update_train_metrics = !train_metrics_.empty() && !train_metrics_updated_;
     engine_.template run<Event::BEFORE_TRAIN_BATCH>();
     // Gradients are dropped rather than zeroed (Composer's `zero_grad(set_to_none=True)`): a parameter that gets
     // no gradient in this batch (a block StochasticDepth skipped) is then left alone by the optimizer, with no
@@ -308,7 +332,7 @@ class Trainer {
     const std::int64_t size = state_.device_train_microbatch_size.value_or(n);
     at::Tensor total;
     if (size >= n) {
-      total = train_microbatch(full, 1.0);
+      total = train_microbatch(full, 1.0, update_train_metrics);
     } else {
       const auto inputs = full.inputs.split(size);
       const auto targets = full.targets.split(size);
@@ -319,11 +343,12 @@ class Trainer {
         // Each microbatch's mean loss is weighted by its share of the batch, so the accumulated gradient is
         // that of the whole batch's mean loss.
         const double share = static_cast<double>(inputs[i].size(0)) / static_cast<double>(n);
-        at::Tensor part = train_microbatch(Batch{inputs[i], targets[i]}, share);
+        at::Tensor part = train_microbatch(Batch{inputs[i], targets[i]}, share, update_train_metrics);
         total = total.defined() ? total + part : part;
       }
     }
     state_.batch = full;
+    train_metrics_updated_ = train_metrics_updated_ || update_train_metrics;
     last_loss_ = total.item<double>();
     check_finite_loss(last_loss_, state_.timestamp);
     finite_gradients_ = !scaler_.enabled() || scaler_.unscale(all_parameters());
@@ -331,9 +356,12 @@ class Trainer {
     return total;
   }
 
-  // BEFORE_FORWARD … AFTER_BACKWARD on one microbatch; returns its loss times `share`, detached.
-  at::Tensor train_microbatch(const Batch& microbatch, double share) {
+  // BEFORE_FORWARD … AFTER_BACKWARD on one microbatch; returns its loss times `share`, detached. With
+  // `update_train_metrics`, the training metrics take the outputs against the targets as they were before
+  // BEFORE_FORWARD (a copy, as Composer's deep copy of the microbatch).
+  at::Tensor train_microbatch(const Batch& microbatch, double share, bool update_train_metrics) {
     state_.batch = to_device(microbatch, state_.device);
+    const at::Tensor metric_targets = update_train_metrics ? state_.batch.targets.clone() : at::Tensor();
     fused_inputs_.template run<Event::BEFORE_FORWARD>(engine_, state_);
     state_.outputs = forward_in_precision(state_, state_.batch.inputs);
     engine_.template run<Event::AFTER_FORWARD>();
@@ -347,6 +375,7 @@ class Trainer {
     const at::Tensor scaled = share == 1.0 ? state_.loss : state_.loss * share;
     scaler_.scale_loss(scaled).backward();
     engine_.template run<Event::AFTER_BACKWARD>();
+    if (update_train_metrics) train_metrics_.update(state_.outputs.detach(), metric_targets);
     return scaled.detach();
   }
 
@@ -364,19 +393,34 @@ class Trainer {
     Metrics metrics{{"loss/train/total", loss}};
     if (!state_.optimizers.empty() && !state_.optimizers.front()->param_groups().empty())
       metrics["lr/group0"] = state_.optimizers.front()->param_groups().front().options().get_lr();
+    if (const auto train = state_.train_metric_values.find("train");
+        !train_metrics_.empty() && train != state_.train_metric_values.end())
+      for (const auto& [name, value] : train->second) metrics["metrics/train/" + name] = value;
     logger.log_metrics(metrics);
   }
 
-  // EVAL_BEFORE_ALL, the evaluator, EVAL_AFTER_ALL.
-  void evaluate(bool standalone) {
-    if (!standalone) engine_.template run<Event::EVAL_BEFORE_ALL>();
-    run_evaluator();
-    if (!standalone) engine_.template run<Event::EVAL_AFTER_ALL>();
+  // The training metrics over the epoch so far, after a batch: stored under "train" (logged with the batch).
+  void compute_train_metrics() {
+    if (train_metrics_.empty() || !train_metrics_updated_) return;
+    state_.train_metric_values["train"] = train_metrics_.compute();
+    train_metrics_updated_ = false;
   }
 
-  MetricValues run_evaluator() {
-    MetricValues values = run_evaluation(engine_, state_, options_.eval_dataloader, options_.eval_subset_num_batches);
-    last_eval_batch_ = state_.timestamp.batch().count();
+  // EVAL_BEFORE_ALL, every evaluator `due` selects, EVAL_AFTER_ALL; nothing when none is due.
+  template <class Due>
+  void evaluate_due(Due&& due) {
+    bool any = false;
+    for (const auto& evaluator : evaluators_) any = any || due(evaluator);
+    if (!any) return;
+    engine_.template run<Event::EVAL_BEFORE_ALL>();
+    for (auto& evaluator : evaluators_)
+      if (due(evaluator)) run_evaluator(evaluator);
+    engine_.template run<Event::EVAL_AFTER_ALL>();
+  }
+
+  MetricValues run_evaluator(ScheduledEvaluator& evaluator) {
+    MetricValues values = run_evaluation(engine_, state_, evaluator);
+    evaluator.last_eval_batch = state_.timestamp.batch().count();
     return values;
   }
 
@@ -397,7 +441,11 @@ class Trainer {
   CheckpointSaver saver_;
   // Batches per epoch to train on (-1: all): the option, or what the last `fit(FitOptions)` set.
   std::int64_t train_subset_num_batches_ = -1;
-  std::int64_t last_eval_batch_ = -1;
+  // The evaluators (`eval_dataloader` first), with the batch each last evaluated at.
+  std::vector<ScheduledEvaluator> evaluators_;
+  // The training metrics, reset at every epoch start, and whether they took a batch since last computed.
+  metrics::MetricCollection train_metrics_;
+  bool train_metrics_updated_ = false;
 };
 
 }  // namespace COMPOSER_FUSION_ABI_NAMESPACE

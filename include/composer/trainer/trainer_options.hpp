@@ -18,6 +18,9 @@
 #include <composer/core/state.hpp>
 #include <composer/core/time.hpp>
 #include <composer/data/any_loader.hpp>
+#include <composer/metrics/classification.hpp>
+#include <composer/metrics/metric.hpp>
+#include <composer/trainer/evaluator.hpp>
 
 namespace composer {
 
@@ -27,8 +30,12 @@ namespace composer {
 struct TrainerOptions {
   /// The training data. Composer counterpart: `train_dataloader`.
   data::AnyLoader train_dataloader;
-  /// Evaluation data; none disables evaluation. Composer counterpart: `eval_dataloader`.
+  /// Evaluation data, evaluated as the evaluator labelled `"eval"` with the options' metrics, interval and batch
+  /// limit; none: only `evaluators` are evaluated. Composer counterpart: `eval_dataloader` (a data loader).
   data::AnyLoader eval_dataloader;
+  /// Further evaluation data sets, each with its label, loader and, optionally, its own metrics, interval and
+  /// batch limit. Composer counterpart: `eval_dataloader` (a list of `Evaluator`s).
+  std::vector<Evaluator> evaluators;
   /// How long to train, in ep, ba or sp (the Trainer counts no tokens or iterations, so `tok` and `iter` are
   /// refused). Composer counterpart: `max_duration`.
   std::optional<Time> max_duration;
@@ -45,15 +52,26 @@ struct TrainerOptions {
   /// Samples per microbatch (gradient accumulation); unset means the whole batch. Composer counterpart:
   /// `device_train_microbatch_size`.
   std::optional<std::int64_t> device_train_microbatch_size;
-  /// How often to evaluate, in ep or ba; 0 disables. Composer counterpart: `eval_interval`.
+  /// How often each evaluator without its own interval evaluates during `fit`, in ep or ba; 0 disables. Composer
+  /// counterpart: `eval_interval`.
   Time eval_interval = Time::from_epoch(1);
-  /// Evaluate on at most this many batches (-1: all). Composer counterpart: `eval_subset_num_batches`.
+  /// Evaluate on at most this many batches (positive, or -1: all). Composer counterpart: `eval_subset_num_batches`.
   std::int64_t eval_subset_num_batches = -1;
+  /// The metrics every evaluator computes unless it has its own. Composer counterpart: the model's
+  /// `get_metrics(is_train=False)`.
+  metrics::MetricCollection eval_metrics = metrics::classification_metrics();
+  /// Metrics computed on the training batches (the model's outputs against the targets as they are at
+  /// `BEFORE_FORWARD`), accumulated over each epoch, computed after every batch into
+  /// `State::train_metric_values["train"]` and logged as `metrics/train/<name>`; empty computes none. Each
+  /// computation waits for the device once per batch. Composer counterpart: the model's
+  /// `get_metrics(is_train=True)` with `compute_training_metrics=True`.
+  metrics::MetricCollection train_metrics;
   /// Folder for checkpoints; empty disables saving. Composer counterpart: `save_folder`.
   std::string save_folder;
   /// How often to save, in ep or ba. Composer counterpart: `save_interval`.
   Time save_interval = Time::from_epoch(1);
-  /// Keep at most this many checkpoints (-1: all). Composer counterpart: `save_num_checkpoints_to_keep`.
+  /// Keep at most this many of the checkpoints this Trainer writes (positive, or -1: all). Composer counterpart:
+  /// `save_num_checkpoints_to_keep` (whose 0, keep none locally, serves remote uploads, which do not exist here).
   int save_num_checkpoints_to_keep = -1;
   /// Write checkpoints holding only the model's parameters and buffers (no optimizers, timestamp, schedules,
   /// random generators or policies' state), for inference or fine-tuning. Composer counterpart:
@@ -115,7 +133,8 @@ struct TrainerOptions {
   /// schedule ratio, an interval not in ep or ba, saving without a positive interval, a CUDA device this process
   /// cannot see, mixed precision off CUDA, a null optimizer, a schedule ratio without a scheduler or scaling
   /// `max_duration` to zero, `autoresume` without `save_folder`, `load_weights_only` with nothing to load, or a
-  /// `train_subset_num_batches` neither positive nor -1. Composer counterpart: the argument checks of
+  /// `train_subset_num_batches`, `eval_subset_num_batches` or `save_num_checkpoints_to_keep` neither positive nor -1 (the evaluators are checked
+  /// by `schedule_evaluators`). Composer counterpart: the argument checks of
   /// `composer.Trainer.__init__`.
   void validate() const {
     if (max_duration && max_duration->unit() != TimeUnit::DURATION && max_duration->unit() != TimeUnit::SECOND &&
@@ -130,6 +149,9 @@ struct TrainerOptions {
     if (train_subset_num_batches == 0 || train_subset_num_batches < -1)
       throw std::invalid_argument("composer: train_subset_num_batches must be positive or -1 (all batches), got " +
                                   std::to_string(train_subset_num_batches));
+    if (eval_subset_num_batches == 0 || eval_subset_num_batches < -1)
+      throw std::invalid_argument("composer: eval_subset_num_batches must be positive or -1 (all batches), got " +
+                                  std::to_string(eval_subset_num_batches));
     if (device_train_microbatch_size && *device_train_microbatch_size <= 0)
       throw std::invalid_argument("composer: device_train_microbatch_size must be positive, got " +
                                   std::to_string(*device_train_microbatch_size));
@@ -139,6 +161,12 @@ struct TrainerOptions {
       if (interval.unit() != TimeUnit::EPOCH && interval.unit() != TimeUnit::BATCH)
         throw std::invalid_argument(std::string("composer: ") + name + " must be in ep or ba, got " +
                                     interval.to_string());
+    if (save_num_checkpoints_to_keep == 0 || save_num_checkpoints_to_keep < -1)
+      throw std::invalid_argument("composer: save_num_checkpoints_to_keep must be positive or -1 (keep all), got " +
+                                  std::to_string(save_num_checkpoints_to_keep) +
+                                  (save_num_checkpoints_to_keep == 0 ? " (keeping none would delete every checkpoint "
+                                                                       "and leave the latest link dangling)"
+                                                                     : std::string()));
     if (save_interval.value() <= 0 && !save_folder.empty())
       throw std::invalid_argument("composer: save_interval must be positive when save_folder is set");
     if (device.is_cuda()) {
