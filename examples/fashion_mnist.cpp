@@ -22,7 +22,10 @@
 #include <CLI/CLI.hpp>
 #include <torch/optim/sgd.h>
 
+#include <charconv>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <utility>
 #include <type_traits>
 #include <vector>
@@ -31,6 +34,36 @@
 #include <string>
 
 namespace {
+
+// A whole number in [low, high] (no sign unless low is negative, no fraction, no trailing text).
+CLI::Validator whole_number(std::int64_t low, std::int64_t high) {
+  const std::string range = "[" + std::to_string(low) + ", " + std::to_string(high) + "]";
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        std::int64_t value = 0;
+        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (error == std::errc::result_out_of_range || (error == std::errc() && end == text.data() + text.size() &&
+                                                        (value < low || value > high)))
+          return "must be a whole number in " + range + ", got '" + text + "'";
+        if (error != std::errc() || end != text.data() + text.size())
+          return "must be a whole number in " + range + ", got '" + text + "', not a whole number";
+        return {};
+      },
+      "INT in " + range);
+}
+
+// A finite number above zero.
+CLI::Validator positive_finite() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double value = std::strtod(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(value) || value <= 0)
+          return "must be a finite number above zero, got '" + text + "'";
+        return {};
+      },
+      "POSITIVE");
+}
 
 struct Config {
   std::string duration = "5ep";
@@ -48,6 +81,7 @@ struct Config {
   int keep_checkpoints = 2;
   std::int64_t microbatch = 0;
   std::string resume;
+  bool allow_changed_settings = false;
   bool progress = true;
   std::string device = "cpu";
   std::string precision = "fp32";
@@ -139,6 +173,7 @@ double train(const Config& config, Data data, Policies... policies) {
       .save_interval = composer::Time(config.save_interval),
       .save_num_checkpoints_to_keep = config.keep_checkpoints,
       .load_path = config.resume,
+      .load_allow_changed_settings = config.allow_changed_settings,
       .seed = config.seed,
       .device = c10::Device(config.device),
       .precision = composer::parse_precision(config.precision),
@@ -150,6 +185,9 @@ double train(const Config& config, Data data, Policies... policies) {
   composer::Trainer<Policies..., AccuracyTimeline> trainer(model, std::move(options), std::move(policies)...,
                                                           AccuracyTimeline{});
   trainer.fit();
+  // Nothing evaluated the test set in this process (--eval-interval 0, or a finished run resumed whose last
+  // evaluation was saved): evaluate it once to report.
+  if (!trainer.state().eval_metric_values.contains("eval")) trainer.eval();
   if constexpr (decltype(trainer)::fuses_batch_transforms)
     std::printf("fashion_mnist: %lld training microbatches through the fused pass (%s fused pass compiled in)\n",
                 static_cast<long long>(trainer.fused_microbatches()),
@@ -179,10 +217,11 @@ int main(int argc, char** argv) {
   Config config;
   CLI::App app{"Train a CNN on Fashion-MNIST with composer-cpp's Trainer and a preset of methods."};
   app.add_option("--duration", config.duration, "training length: 5ep, 2000ba, 300000sp (6ep for the resnet presets)")->capture_default_str();
-  app.add_option("--batch-size", config.batch_size, "samples per batch")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--lr", config.lr, "SGD learning rate")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--seed", config.seed, "random seed")->capture_default_str();
-  app.add_option("--threads", config.threads, "CPU threads for LibTorch")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--batch-size", config.batch_size, "samples per batch")->capture_default_str()->check(whole_number(1, 60000));
+  app.add_option("--lr", config.lr, "SGD learning rate")->capture_default_str()->check(positive_finite());
+  // Composer's seeds are 32-bit
+  app.add_option("--seed", config.seed, "random seed")->capture_default_str()->check(whole_number(0, 4294967295));
+  app.add_option("--threads", config.threads, "CPU threads for LibTorch")->capture_default_str()->check(whole_number(1, 1024));
   app.add_option("--data-dir", config.data_dir, "folder with the Fashion-MNIST IDX files")->capture_default_str();
   app.add_option("--output-dir", config.output_dir, "folder for metrics.csv and checkpoints/")->capture_default_str();
   app.add_option("--preset", config.preset, "methods to train with")
@@ -190,9 +229,16 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"baseline", "label_smoothing", "fast", "regularized", "resnet", "resnet_baseline"}));
   app.add_option("--eval-interval", config.eval_interval, "evaluate every ...ep or ...ba")->capture_default_str();
   app.add_option("--save-interval", config.save_interval, "checkpoint every ...ep or ...ba")->capture_default_str();
-  app.add_option("--keep-checkpoints", config.keep_checkpoints, "checkpoints kept (positive, or -1: all)")->capture_default_str();
-  app.add_option("--microbatch", config.microbatch, "samples per microbatch (0: whole batch)")->capture_default_str();
+  app.add_option("--keep-checkpoints", config.keep_checkpoints, "checkpoints kept (positive, or -1: all)")
+      ->capture_default_str()
+      ->check(whole_number(-1, 1000000));
+  app.add_option("--microbatch", config.microbatch, "samples per microbatch (0: whole batch)")
+      ->capture_default_str()
+      ->check(whole_number(0, 60000));
   app.add_option("--resume", config.resume, "checkpoint to resume from, e.g. runs/fashion_mnist/checkpoints/latest-rank0.pt");
+  app.add_flag("--allow-changed-settings", config.allow_changed_settings,
+               "resume even when --lr, --seed or --batch-size differ from the checkpoint's (the new learning rate "
+               "applies from the next batch)");
   app.add_flag("!--no-progress", config.progress, "plain output without a progress bar");
   app.add_option("--device", config.device, "where to train: cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--precision", config.precision, "fp32, or on CUDA amp_bf16 or amp_fp16")

@@ -1,6 +1,8 @@
-// Checkpoint integrity: every record's CRC-32 is verified on loading, so a flipped bit in a tensor or in the
-// stored counters is refused with a CheckpointError naming the record, before anything changes; the counters a
-// Trainer-written file name carries must match those it holds.
+// What a checkpoint guarantees: every record's CRC-32 is verified on loading (a flipped bit in a tensor or in the
+// stored counters is refused naming the record, before anything changes); the counters a Trainer-written name
+// carries must match those it holds; a full disk is a clean error; a finished run resumed finishes what is missing;
+// changed settings are refused; one run per folder; keep 0 refused; older checkpoints rotate after a resume; a
+// missing `latest` falls back to the newest whole checkpoint; stale temporary files are removed.
 #include <torch/torch.h>
 
 #include <composer/data/tensor_loader.hpp>
@@ -14,6 +16,10 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <memory>
+
+#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -203,9 +209,7 @@ TEST_CASE("a full disk while writing a checkpoint is a CheckpointError; the temp
   }
   const std::string folder = fresh_dir("disk_full");
   const std::string metrics = io::join(folder, "metrics.csv");
-  // The second checkpoint's temporary file is a link to /dev/full, where every write fails with ENOSPC.
   const std::string tmp = io::join(folder, "ep0-ba2-rank0.pt.tmp");
-  io::create_symlink("/dev/full", tmp);
   auto net = make_net();
   auto sgd = std::make_shared<torch::optim::SGD>(net->parameters(), torch::optim::SGDOptions(0.1));
   composer::Trainer<> trainer(net, {.train_dataloader = make_data(),
@@ -216,6 +220,9 @@ TEST_CASE("a full disk while writing a checkpoint is a CheckpointError; the temp
                                     .seed = 1,
                                     .progress_bar = false,
                                     .metrics_file = metrics});
+  // The second checkpoint's temporary file is a link to /dev/full, where every write fails with ENOSPC (made after
+  // the Trainer, which removes stale temporary files when it starts).
+  io::create_symlink("/dev/full", tmp);
   CHECK_THROWS_WITH_AS(trainer.fit(), doctest::Contains("No space left on device"), composer::CheckpointError);
   CHECK(io::file_type(tmp, /*follow_links=*/false) == io::FileType::not_found);
   CHECK_FALSE(io::exists(io::join(folder, "ep0-ba2-rank0.pt")));
@@ -243,4 +250,174 @@ TEST_CASE("keeping no checkpoint is refused: it would delete them all and leave 
   CHECK_THROWS_AS(composer::Trainer<>(net, {.train_dataloader = make_data(), .optimizers = {sgd},
                                             .save_num_checkpoints_to_keep = -3}),
                   std::invalid_argument);
+}
+
+namespace checkpoint_integrity_test {
+
+// Counts the events around evaluations and fit.
+struct FitRecorder {
+  static constexpr composer::Role role = composer::Role::callback;
+  static constexpr composer::EventSet events{composer::Event::FIT_START, composer::Event::FIT_END,
+                                             composer::Event::EVAL_START, composer::Event::BATCH_START};
+  std::map<std::string, int> counts;
+  void apply(composer::Event event, composer::State&) { ++counts[std::string(composer::to_string(event))]; }
+};
+
+composer::TrainerOptions options_for(torch::nn::Linear& net, const std::string& folder, const char* duration,
+                                     double lr = 0.1) {
+  return {.train_dataloader = make_data(),
+          .eval_dataloader = make_data(),
+          .max_duration = Time(duration),
+          .optimizers = {std::make_shared<torch::optim::SGD>(net->parameters(), torch::optim::SGDOptions(lr))},
+          .eval_interval = Time("3ba"),
+          .save_folder = folder,
+          .save_interval = Time("1ba"),
+          .seed = 1,
+          .progress_bar = false};
+}
+
+std::vector<std::string> names_in(const std::string& folder) {
+  std::vector<std::string> names;
+  for (const auto& name : io::list_directory(folder))
+    if (name.ends_with(".pt") && !name.starts_with("latest")) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace checkpoint_integrity_test
+
+TEST_CASE("a finished run resumed finishes what is missing: the last evaluation, no training, no error") {
+  const std::string folder = fresh_dir("finished");
+  {
+    // 4 batches (2 epochs of 2), a checkpoint every batch, evaluation every 3 batches: the evaluation at the end
+    // (batch 4) comes after the last checkpoint was saved.
+    auto net = make_net();
+    composer::Trainer<FitRecorder> trainer(net, options_for(net, folder, "4ba"));
+    trainer.fit();
+    CHECK(trainer.get<FitRecorder>().counts.at("eval_start") == 2);  // at batch 3, and at the end
+  }
+  // The run is killed during that last evaluation: resuming from the last checkpoint evaluates, trains nothing.
+  auto net = make_net();
+  auto options = options_for(net, folder, "4ba");
+  options.load_path = io::join(folder, "latest-rank0.pt");
+  composer::Trainer<FitRecorder> resumed(net, std::move(options));
+  CHECK_NOTHROW(resumed.fit());
+  const auto& counts = resumed.get<FitRecorder>().counts;
+  CHECK(counts.at("fit_start") == 1);
+  CHECK(counts.at("fit_end") == 1);
+  CHECK(counts.at("eval_start") == 1);
+  CHECK_FALSE(counts.contains("batch_start"));
+  CHECK(resumed.state().eval_metric_values.contains("eval"));
+  // Batch 4 was saved already, before its epoch ended: no checkpoint is added.
+  CHECK(names_in(folder) ==
+        std::vector<std::string>{"ep0-ba1-rank0.pt", "ep0-ba2-rank0.pt", "ep1-ba3-rank0.pt", "ep1-ba4-rank0.pt"});
+  CHECK(resumed.state().timestamp.batch().count() == 4);
+  // Once finished, another fit() without a new duration is an error again, as for any finished run.
+  CHECK_THROWS_WITH_AS(resumed.fit(), doctest::Contains("already reached max_duration"), std::invalid_argument);
+}
+
+TEST_CASE("resuming with another learning rate, seed or batch size is refused naming it, unless allowed") {
+  const std::string folder = fresh_dir("settings");
+  {
+    auto net = make_net();
+    composer::Trainer<> trainer(net, options_for(net, folder, "2ba"));
+    trainer.fit();
+  }
+  const std::string latest = io::join(folder, "latest-rank0.pt");
+  const std::string other_folder = fresh_dir("settings_resumed");
+  const auto resume = [&](double lr, std::uint64_t seed, std::int64_t batch, bool allow) {
+    auto net = make_net();
+    auto options = options_for(net, other_folder, "3ba", lr);
+    options.load_path = latest;
+    options.seed = seed;
+    options.load_allow_changed_settings = allow;
+    torch::manual_seed(4);
+    options.train_dataloader = composer::data::TensorLoader(torch::randn({8, 4}), torch::randint(0, 3, {8}),
+                                                            composer::data::TensorLoaderOptions{batch, false, false, 0});
+    return std::make_unique<composer::Trainer<>>(net, std::move(options));
+  };
+  CHECK_THROWS_WITH_AS(resume(0.05, 1, 4, false),
+                       doctest::Contains("was trained with learning rate 0.100000 for parameter group 0, but this "
+                                         "trainer's optimizer has 0.050000"),
+                       composer::CheckpointError);
+  CHECK_THROWS_WITH_AS(resume(0.1, 2, 4, false),
+                       doctest::Contains("was trained with seed 1, but this trainer's seed is 2"),
+                       composer::CheckpointError);
+  CHECK_THROWS_WITH_AS(resume(0.1, 1, 2, false),
+                       doctest::Contains("was trained with 2 batches per epoch, but this trainer's training data has 4"),
+                       composer::CheckpointError);
+  CHECK_NOTHROW(resume(0.1, 1, 4, false));
+  // Allowed: the new learning rate applies from the next batch.
+  auto allowed = resume(0.05, 1, 4, true);
+  CHECK(allowed->state().timestamp.batch().count() == 2);
+  allowed->fit();
+  CHECK(allowed->state().optimizers.front()->param_groups().front().options().get_lr() == doctest::Approx(0.05));
+}
+
+TEST_CASE("a second Trainer on a save folder in use is refused; the folder is free again when the first ends") {
+  const std::string folder = fresh_dir("locked");
+  auto first_net = make_net();
+  auto first = std::make_unique<composer::Trainer<>>(first_net, options_for(first_net, folder, "1ba"));
+  auto net = make_net();
+  const std::string held_by = "is in use by another run (process " + std::to_string(::getpid());
+  CHECK_THROWS_WITH_AS(composer::Trainer<>(net, options_for(net, folder, "1ba")), doctest::Contains(held_by.c_str()),
+                       io::FolderLockedError);
+  first.reset();
+  CHECK_NOTHROW(composer::Trainer<>(net, options_for(net, folder, "1ba")));
+}
+
+TEST_CASE("a resumed run rotates the checkpoints saved before the resume, keeping the newest k") {
+  const std::string folder = fresh_dir("rotation");
+  {
+    auto net = make_net();
+    auto options = options_for(net, folder, "2ba");
+    options.save_num_checkpoints_to_keep = 2;
+    composer::Trainer<> trainer(net, std::move(options));
+    trainer.fit();
+  }
+  CHECK(names_in(folder) == std::vector<std::string>{"ep0-ba1-rank0.pt", "ep0-ba2-rank0.pt"});
+  auto net = make_net();
+  auto options = options_for(net, folder, "5ba");
+  options.save_num_checkpoints_to_keep = 2;
+  options.autoresume = true;
+  composer::Trainer<> trainer(net, std::move(options));
+  trainer.fit();
+  CHECK(names_in(folder) == std::vector<std::string>{"ep1-ba4-rank0.pt", "ep2-ba5-rank0.pt"});
+  CHECK(io::read_symlink(io::join(folder, "latest-rank0.pt")) == "ep2-ba5-rank0.pt");
+}
+
+TEST_CASE("a latest link that leads nowhere stands for the newest whole checkpoint; stale temporaries go") {
+  const std::string folder = fresh_dir("no_latest");
+  {
+    auto net = make_net();
+    composer::Trainer<> trainer(net, options_for(net, folder, "3ba"));
+    trainer.fit();
+  }
+  // A kill before the link was first made: no link, only its temporary; the newest checkpoint is half written.
+  io::remove(io::join(folder, "latest-rank0.pt"));
+  write_bytes(io::join(folder, "latest-rank0.pt.tmp"), {'x'});
+  std::vector<char> newest = read_bytes(io::join(folder, "ep1-ba3-rank0.pt"));
+  newest.resize(newest.size() / 3);
+  write_bytes(io::join(folder, "ep1-ba3-rank0.pt"), newest);
+  write_bytes(io::join(folder, "ep1-ba3-rank1.pt.tmp"), {'y'});  // another rank's: not this Trainer's to remove
+  CHECK(composer::CheckpointSaver::latest_checkpoint(folder, 0) == io::join(folder, "ep0-ba2-rank0.pt"));
+  auto net = make_net();
+  auto options = options_for(net, folder, "3ba");
+  options.load_path = io::join(folder, "latest-rank0.pt");
+  composer::Trainer<> trainer(net, std::move(options));
+  CHECK(trainer.state().timestamp.batch().count() == 2);
+  CHECK_FALSE(io::exists(io::join(folder, "latest-rank0.pt.tmp")));
+  CHECK(io::exists(io::join(folder, "ep1-ba3-rank1.pt.tmp")));
+}
+
+TEST_CASE("a checkpoint of another model is refused by its model tensors, not by a raw optimizer error") {
+  const std::string folder = fresh_dir("other_model");
+  train_and_save(folder);
+  torch::manual_seed(1);
+  torch::nn::Sequential other(torch::nn::Linear(4, 6), torch::nn::Linear(6, 3));
+  auto sgd = std::make_shared<torch::optim::SGD>(other->parameters(), torch::optim::SGDOptions(0.1));
+  CHECK_THROWS_WITH_AS(composer::Trainer<>(other, {.train_dataloader = make_data(), .optimizers = {sgd},
+                                                   .load_path = io::join(folder, "ep0-ba2-rank0.pt"),
+                                                   .progress_bar = false}),
+                       doctest::Contains("model tensor"), composer::CheckpointError);
 }

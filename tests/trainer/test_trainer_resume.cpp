@@ -150,11 +150,13 @@ TEST_CASE("autoresume with nothing in save_folder starts fresh, or from load_pat
   const std::string dir = fresh_dir("autoresume_empty");
   const std::string empty = dir + "/empty";
   io::create_directories(empty);
-  auto net = make_net(3);
-  const auto initial = tensors_of(*net);
-  composer::Trainer<> fresh(net, four_epochs(*net, empty, true));
-  CHECK(fresh.state().timestamp.batch().count() == 0);
-  CHECK(all_equal(tensors_of(*net), initial));
+  {
+    auto net = make_net(3);
+    const auto initial = tensors_of(*net);
+    composer::Trainer<> fresh(net, four_epochs(*net, empty, true));
+    CHECK(fresh.state().timestamp.batch().count() == 0);
+    CHECK(all_equal(tensors_of(*net), initial));
+  }  // its lock on the folder goes with it
   // a folder that does not exist yet is empty too
   auto net2 = make_net(3);
   composer::Trainer<> fresh2(net2, four_epochs(*net2, dir + "/not-yet", true));

@@ -173,6 +173,32 @@ inline bool remove(const std::string& path) {
   return true;
 }
 
+/// The names of the entries of the folder `path` (without "." and ".."), in no particular order. Throws `FileError`.
+inline std::vector<std::string> list_directory(const std::string& path) {
+  DIR* folder = ::opendir(path.c_str());
+  if (folder == nullptr) throw FileError("open the folder", path, errno);
+  std::vector<std::string> names;
+  for (;;) {
+    errno = 0;
+    const dirent* entry = ::readdir(folder);
+    if (entry == nullptr) break;
+    const std::string_view name = entry->d_name;
+    if (name != "." && name != "..") names.emplace_back(name);
+  }
+  const int error = errno;
+  ::closedir(folder);
+  if (error != 0) throw FileError("read the folder", path, error);
+  return names;
+}
+
+/// Whether `a` and `b` name the same existing file or folder (the same device and inode, links followed), as
+/// `std::filesystem::equivalent`; false when either does not exist.
+inline bool same_file(const std::string& a, const std::string& b) {
+  struct stat first {}, second {};
+  if (::stat(a.c_str(), &first) != 0 || ::stat(b.c_str(), &second) != 0) return false;
+  return first.st_dev == second.st_dev && first.st_ino == second.st_ino;
+}
+
 /// Removes `path` and, for a folder, everything in it (links are removed, never followed), as `rm -rf`. Returns how
 /// many files, links and folders were removed (0 when `path` did not exist). Throws `FileError` naming the entry that
 /// could not be read or removed.
@@ -180,22 +206,8 @@ inline std::uint64_t remove_all(const std::string& path) {
   const FileType type = file_type(path, /*follow_links=*/false);
   if (type == FileType::not_found) return 0;
   std::uint64_t removed = 0;
-  if (type == FileType::directory) {
-    DIR* folder = ::opendir(path.c_str());
-    if (folder == nullptr) throw FileError("open the folder", path, errno);
-    std::vector<std::string> names;
-    for (;;) {
-      errno = 0;
-      const dirent* entry = ::readdir(folder);
-      if (entry == nullptr) break;
-      const std::string_view name = entry->d_name;
-      if (name != "." && name != "..") names.emplace_back(name);
-    }
-    const int error = errno;
-    ::closedir(folder);
-    if (error != 0) throw FileError("read the folder", path, error);
-    for (const auto& name : names) removed += remove_all(join(path, name));
-  }
+  if (type == FileType::directory)
+    for (const auto& name : list_directory(path)) removed += remove_all(join(path, name));
   return removed + (remove(path) ? 1 : 0);
 }
 

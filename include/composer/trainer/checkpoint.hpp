@@ -6,9 +6,7 @@
 
 #include <algorithm>
 #include <array>
-#include <cinttypes>
 #include <cstdint>
-#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -36,6 +34,7 @@
 #include <composer/core/timestamp.hpp>
 #include <composer/io/files.hpp>
 #include <composer/io/zip_integrity.hpp>
+#include <composer/trainer/checkpoint_names.hpp>
 #include <composer/trainer/precision_context.hpp>
 
 namespace composer {
@@ -133,6 +132,10 @@ inline constexpr const char loss[] = "loss";
 inline constexpr const char policy_names[] = "policies/names";
 /// Prefix of each policy's own state, by its index among the engine's policies.
 inline constexpr const char policy[] = "policies/";
+/// The training loader's batch size (from its first batch; -1: none yet).
+inline constexpr const char train_batch_size[] = "settings/train_batch_size";
+/// The training loader's batches per epoch, as the run used them (-1: unknown).
+inline constexpr const char batches_per_epoch[] = "settings/batches_per_epoch";
 }  // namespace keys
 
 /// Writes `archive` to `path` atomically: serialised in memory, written into a temporary file beside it and
@@ -218,32 +221,20 @@ inline torch::serialize::InputArchive read(const std::string& path) {
   return archive;
 }
 
-/// The epoch and batch a checkpoint file name written by the Trainer carries (`ep{E}-ba{B}-rank{R}.pt`, also
-/// through the `latest-rank{R}.pt` link), or none for another name.
-inline std::optional<std::pair<std::int64_t, std::int64_t>> counters_in_name(const std::string& path) {
-  std::string name = io::file_name(path);
-  try {
-    if (io::file_type(path, /*follow_links=*/false) == io::FileType::symlink) name = io::file_name(io::read_symlink(path));
-  } catch (const io::FileError&) {
-    return std::nullopt;
-  }
-  std::int64_t epoch = 0, batch = 0, rank = 0;
-  char rest[4] = {};
-  if (std::sscanf(name.c_str(), "ep%" SCNd64 "-ba%" SCNd64 "-rank%" SCNd64 "%3s", &epoch, &batch, &rank, rest) != 4 ||
-      std::string_view(rest) != ".pt" || name != "ep" + std::to_string(epoch) + "-ba" + std::to_string(batch) + "-rank" +
-                                                     std::to_string(rank) + ".pt")
-    return std::nullopt;
-  return std::pair{epoch, batch};
-}
-
 /// Cross-checks the counters a checkpoint holds against those its Trainer-written file name carries.
 /// \throws CheckpointError when they differ (the counters or the name were changed after writing).
 inline void check_counters_match_name(const std::string& path, const Timestamp& timestamp) {
-  const auto named = counters_in_name(path);
+  std::string name = io::file_name(path);
+  try {  // through the latest link, the name is its target's
+    if (io::file_type(path, /*follow_links=*/false) == io::FileType::symlink) name = io::file_name(io::read_symlink(path));
+  } catch (const io::FileError&) {
+    return;
+  }
+  const auto named = parse_checkpoint_file_name(name);
   if (!named) return;
-  if (named->first != timestamp.epoch().count() || named->second != timestamp.batch().count())
-    throw CheckpointError("composer: checkpoint '" + path + "' is named for epoch " + std::to_string(named->first) +
-                          ", batch " + std::to_string(named->second) + " but holds epoch " +
+  if (named->epoch != timestamp.epoch().count() || named->batch != timestamp.batch().count())
+    throw CheckpointError("composer: checkpoint '" + path + "' is named for epoch " + std::to_string(named->epoch) +
+                          ", batch " + std::to_string(named->batch) + " but holds epoch " +
                           std::to_string(timestamp.epoch().count()) + ", batch " +
                           std::to_string(timestamp.batch().count()) +
                           ": its counters or its name were changed after it was written; nothing was loaded");
@@ -261,8 +252,9 @@ inline void save_module(torch::serialize::OutputArchive& archive, const torch::n
 /// in: a checkpoint that does not fit leaves the model untouched. With `strict` (Composer's
 /// `strict_model_weights`), a model tensor the checkpoint lacks, or a checkpoint model tensor the model lacks, is a
 /// `CheckpointError` naming it; without, such tensors are skipped. A shape or type mismatch is an error either way.
+/// Without `copy`, only checks.
 inline void load_module(torch::serialize::InputArchive& archive, torch::nn::Module& module, const std::string& path,
-                        bool strict = true) {
+                        bool strict = true, bool copy = true) {
   std::vector<std::pair<at::Tensor, at::Tensor>> copies;
   std::vector<std::string> model_names;
   auto collect = [&](const std::string& name, const at::Tensor& target) {
@@ -289,6 +281,7 @@ inline void load_module(torch::serialize::InputArchive& archive, torch::nn::Modu
         throw CheckpointError("composer: checkpoint '" + path + "' holds model tensor '" + key.substr(prefix.size()) +
                               "', which the model does not have (load_strict_model_weights=false skips it)");
   }
+  if (!copy) return;
   at::NoGradGuard no_grad;
   for (auto& [target, stored] : copies) target.copy_(stored);
 }
@@ -439,6 +432,14 @@ struct TrainingParts {
   LossScaler& scaler;
   /// The trainer's policy names, comma-separated, in order.
   std::string policy_names;
+  /// The seed the trainer was configured with, if any: `load` refuses a checkpoint of another seed.
+  std::optional<std::uint64_t> requested_seed = std::nullopt;
+  /// Let `load` take a checkpoint whose learning rates or seed differ from the trainer's; the trainer's learning
+  /// rates then apply from the next batch.
+  bool allow_changed_settings = false;
+  /// The batches per epoch of the trainer's training loader, when known: `load` refuses a checkpoint of a run whose
+  /// loader had another number (another batch size, data set or subset).
+  std::optional<std::int64_t> batches_per_epoch = std::nullopt;
 };
 
 /// Writes `parts` and the state of every policy `policies` visits (with `for_each_policy`, in order; an
@@ -464,6 +465,11 @@ void save(const std::string& path, const TrainingParts& parts, const PolicyList&
   archive.write(keys::loss_scale,
                 at::tensor(std::vector<double>{parts.scaler.scale()}, at::TensorOptions().dtype(at::kDouble)));
   if (state.loss.defined()) archive.write(keys::loss, state.loss.detach());
+  archive.write(keys::train_batch_size, at::tensor(std::vector<std::int64_t>{state.train_batch_size.value_or(-1)}));
+  archive.write(keys::batches_per_epoch,
+                at::tensor(std::vector<std::int64_t>{state.dataloader_label == "train" && state.dataloader_len
+                                                         ? *state.dataloader_len
+                                                         : -1}));
   archive.write(keys::policy_names, c10::IValue(parts.policy_names));
   std::size_t index = 0;
   policies.for_each_policy([&](const auto& policy) {
@@ -538,6 +544,35 @@ void load(const std::string& path, const TrainingParts& parts, PolicyList& polic
                           "parameter group of this trainer's optimizers");
   if (!archive.try_read(keys::rank_zero_seed, seed) || !archive.try_read(keys::loss_scale, scale))
     throw CheckpointError("composer: checkpoint '" + where + "' lacks its seed or loss scale");
+  // The settings that shape the run must be those it was saved with, unless the caller allows a change.
+  const auto saved_lrs = base_lrs.to(at::kDouble).contiguous();
+  const std::string allow = "; resume with the settings of the run, or allow changed settings "
+                            "(TrainerOptions::load_allow_changed_settings). Nothing was loaded";
+  bool learning_rates_changed = false;
+  for (std::size_t g = 0; g < parts.base_learning_rates.size(); ++g) {
+    const double saved = saved_lrs.data_ptr<double>()[g];
+    if (saved == parts.base_learning_rates[g]) continue;
+    learning_rates_changed = true;
+    if (!parts.allow_changed_settings)
+      throw CheckpointError("composer: checkpoint '" + where + "' was trained with learning rate " +
+                            std::to_string(saved) + " for parameter group " + std::to_string(g) +
+                            ", but this trainer's optimizer has " + std::to_string(parts.base_learning_rates[g]) + allow);
+  }
+  if (parts.requested_seed && static_cast<std::uint64_t>(seed.item<std::int64_t>()) != *parts.requested_seed &&
+      !parts.allow_changed_settings)
+    throw CheckpointError("composer: checkpoint '" + where + "' was trained with seed " +
+                          std::to_string(static_cast<std::uint64_t>(seed.item<std::int64_t>())) +
+                          ", but this trainer's seed is " + std::to_string(*parts.requested_seed) + allow);
+  at::Tensor saved_batch_size, saved_batches_per_epoch;
+  const bool has_batch_size = archive.try_read(keys::train_batch_size, saved_batch_size);
+  if (parts.batches_per_epoch && archive.try_read(keys::batches_per_epoch, saved_batches_per_epoch) &&
+      saved_batches_per_epoch.item<std::int64_t>() > 0 &&
+      saved_batches_per_epoch.item<std::int64_t>() != *parts.batches_per_epoch && !parts.allow_changed_settings)
+    throw CheckpointError("composer: checkpoint '" + where + "' was trained with " +
+                          std::to_string(saved_batches_per_epoch.item<std::int64_t>()) +
+                          " batches per epoch, but this trainer's training data has " +
+                          std::to_string(*parts.batches_per_epoch) +
+                          " (another batch size, data set or train_subset_num_batches)" + allow);
 
   at::Tensor loss;
   const bool has_loss = archive.try_read(keys::loss, loss);
@@ -568,6 +603,9 @@ void load(const std::string& path, const TrainingParts& parts, PolicyList& polic
   try {
     // Policies that reshape the model or optimizers go first, so the optimizers' state fits again.
     restore_policies(restored_with_state{});
+    // The model is checked before the optimizers are touched, so a checkpoint of another model is refused by its
+    // tensors' names and shapes rather than by an optimizer's state that does not fit.
+    load_module(archive, state.model.module(), where, strict_model_weights, /*copy=*/false);
     for (std::size_t i = 0; i < state.optimizers.size(); ++i) {
       torch::serialize::InputArchive sub;
       if (!archive.try_read(keys::optimizer + std::to_string(i), sub))
@@ -585,14 +623,25 @@ void load(const std::string& path, const TrainingParts& parts, PolicyList& polic
     throw;
   } catch (const std::exception& error) {
     roll_back();
-    throw CheckpointError("composer: checkpoint '" + where + "' could not be restored: " + error.what());
+    const std::string what = error.what();  // LibTorch's messages go on with a stack trace: its first line says it
+    throw CheckpointError("composer: checkpoint '" + where + "' could not be restored: " +
+                          what.substr(0, what.find('\n')));
   }
   for (std::size_t i = 0; i < group_options.size(); ++i)
     for (std::size_t g = 0; g < group_options[i].size(); ++g)
       state.optimizers[i]->param_groups()[g].set_options(std::move(group_options[i][g]));
-  const auto base = base_lrs.to(at::kDouble).contiguous();
-  for (std::size_t i = 0; i < parts.base_learning_rates.size(); ++i)
-    parts.base_learning_rates[i] = base.data_ptr<double>()[i];
+  // With changed learning rates allowed, the trainer's own bases stay and its groups take them (its schedules, if
+  // any, scale them from the next batch on).
+  if (!learning_rates_changed) {
+    for (std::size_t i = 0; i < parts.base_learning_rates.size(); ++i)
+      parts.base_learning_rates[i] = saved_lrs.data_ptr<double>()[i];
+  } else {
+    std::size_t index = 0;
+    for (auto& optimizer : state.optimizers)
+      for (auto& group : optimizer->param_groups()) group.options().set_lr(parts.base_learning_rates[index++]);
+  }
+  if (has_batch_size && saved_batch_size.item<std::int64_t>() > 0)
+    state.train_batch_size = saved_batch_size.item<std::int64_t>();
   state.loss = has_loss ? loss.to(state.device) : at::Tensor();
   state.timestamp = timestamp;
   state.previous_timestamp = timestamp;

@@ -12,6 +12,8 @@
 #include <composer/core/state.hpp>
 #include <composer/core/time.hpp>
 #include <composer/io/files.hpp>
+#include <composer/io/zip_integrity.hpp>
+#include <composer/trainer/checkpoint_names.hpp>
 #include <composer/trainer/interval.hpp>
 
 namespace composer {
@@ -25,26 +27,62 @@ class CheckpointSaver {
  public:
   /// A saver that saves nothing.
   CheckpointSaver() = default;
-  /// A saver into `folder` every `interval`, keeping `num_checkpoints_to_keep` (-1: all).
-  CheckpointSaver(std::string folder, Time interval, int num_checkpoints_to_keep)
-      : folder_(std::move(folder)), interval_(interval), num_checkpoints_to_keep_(num_checkpoints_to_keep) {}
+  /// A saver into `folder` every `interval`, keeping `num_checkpoints_to_keep` (-1: all), for `rank`. Temporary
+  /// files a killed run of `rank` left in the folder (`*-rank{R}.pt.tmp`, never complete) are removed: the folder
+  /// is this run's (the Trainer holds its lock).
+  CheckpointSaver(std::string folder, Time interval, int num_checkpoints_to_keep, std::int64_t rank = 0)
+      : folder_(std::move(folder)), interval_(interval), num_checkpoints_to_keep_(num_checkpoints_to_keep) {
+    if (!enabled() || !io::is_directory(folder_)) return;
+    const std::string suffix = "-rank" + std::to_string(rank) + ".pt.tmp";
+    for (const auto& name : io::list_directory(folder_))
+      if (name.size() > suffix.size() && name.ends_with(suffix)) {
+        try {
+          io::remove(io::join(folder_, name));
+        } catch (const io::FileError&) {
+        }
+      }
+  }
 
   /// The path of the `latest-rank{rank}.pt` link in `folder`, which the saver points at its newest checkpoint.
   /// Composer counterpart: `save_latest_filename`.
-  static std::string latest_link(const std::string& folder, int rank) {
-    return io::join(folder, "latest-rank" + std::to_string(rank) + ".pt");
+  static std::string latest_link(const std::string& folder, std::int64_t rank) {
+    return io::join(folder, latest_link_name(rank));
   }
 
-  /// The newest checkpoint a saver wrote into `folder` for `rank` (its `latest` link, when that leads to a file),
-  /// or an empty string when there is none. Composer counterpart: `Trainer._get_autoresume_checkpoint`.
-  static std::string latest_checkpoint(const std::string& folder, int rank) {
+  /// The checkpoints `ep{E}-ba{B}-rank{rank}.pt` in `folder`, by batch count, oldest first (none when the folder
+  /// does not exist).
+  static std::vector<std::string> checkpoints_in(const std::string& folder, std::int64_t rank) {
+    std::vector<std::pair<std::int64_t, std::string>> found;
+    if (folder.empty() || !io::is_directory(folder)) return {};
+    for (const auto& name : io::list_directory(folder))
+      if (const auto parsed = parse_checkpoint_file_name(name); parsed && parsed->rank == rank)
+        found.emplace_back(parsed->batch, io::join(folder, name));
+    std::sort(found.begin(), found.end());
+    std::vector<std::string> paths;
+    for (auto& [batch, path] : found) paths.push_back(std::move(path));
+    return paths;
+  }
+
+  /// The newest checkpoint a saver wrote into `folder` for `rank`: its `latest` link, when that leads to a file;
+  /// otherwise (a run killed before it made the link, or a link made dangling) the checkpoint of the most batches
+  /// whose records are whole; an empty string when there is none. Composer counterpart:
+  /// `Trainer._get_autoresume_checkpoint`.
+  static std::string latest_checkpoint(const std::string& folder, std::int64_t rank) {
     if (folder.empty()) return {};
     const std::string link = latest_link(folder, rank);
     try {
-      return io::file_type(link) == io::FileType::regular ? link : std::string();
+      if (io::file_type(link) == io::FileType::regular) return link;
+      const auto candidates = checkpoints_in(folder, rank);
+      for (auto it = candidates.rbegin(); it != candidates.rend(); ++it) {
+        try {
+          io::verify_zip_records(*it);
+          return *it;
+        } catch (const io::ZipIntegrityError&) {
+        }
+      }
     } catch (const io::FileError&) {
-      return {};
     }
+    return {};
   }
 
   /// Whether the saver has a folder to save into.
@@ -73,15 +111,26 @@ class CheckpointSaver {
   /// Records that the run was resumed at `batch` from a checkpoint, so that batch is not saved again at the end.
   void resumed_at(std::int64_t batch) noexcept { last_saved_batch_ = batch; }
 
-  /// The checkpoints this saver wrote and still keeps, oldest first.
+  /// Records that the run was resumed at `batch` from the checkpoint `path`. When that checkpoint lies in the
+  /// saver's folder, the run's checkpoints there up to `batch` count as this saver's, oldest first, so that
+  /// `num_checkpoints_to_keep` rotates them away as the resumed run saves newer ones.
+  void resumed_from(const std::string& path, std::int64_t batch, std::int64_t rank) {
+    resumed_at(batch);
+    if (!enabled() || !io::same_file(io::parent_path(path).empty() ? "." : io::parent_path(path), folder_)) return;
+    saved_checkpoints_.clear();
+    for (auto& checkpoint : checkpoints_in(folder_, rank))
+      if (parse_checkpoint_file_name(io::file_name(checkpoint))->batch <= batch)
+        saved_checkpoints_.push_back(std::move(checkpoint));
+  }
+
+  /// The checkpoints this saver keeps and rotates, oldest first: those it wrote and those `resumed_from` adopted.
   const std::vector<std::string>& saved_checkpoints() const noexcept { return saved_checkpoints_; }
 
  private:
   template <class Save>
   void save_now(const State& state, Save& save) {
-    const std::string name = "ep" + std::to_string(state.timestamp.epoch().count()) + "-ba" +
-                             std::to_string(state.timestamp.batch().count()) + "-rank" + std::to_string(state.rank) +
-                             ".pt";
+    const std::string name =
+        checkpoint_file_name(state.timestamp.epoch().count(), state.timestamp.batch().count(), state.rank);
     const std::string path = io::join(folder_, name);
     save(path);
     last_saved_batch_ = state.timestamp.batch().count();
@@ -92,7 +141,7 @@ class CheckpointSaver {
     drop_oldest();
   }
 
-  void point_latest_at(const std::string& name, int rank) const {
+  void point_latest_at(const std::string& name, std::int64_t rank) const {
     const std::string link = latest_link(folder_, rank);
     const std::string tmp_link = link + ".tmp";
     try {  // the link is a convenience: a file system without links still gets its checkpoints

@@ -22,6 +22,7 @@
 #include <composer/core/state.hpp>
 #include <composer/core/timestamp.hpp>
 #include <composer/data/any_loader.hpp>
+#include <composer/io/folder_lock.hpp>
 #include <composer/loggers/metrics_file.hpp>
 #include <composer/loggers/progress_bar.hpp>
 #include <composer/trainer/active_loader.hpp>
@@ -62,7 +63,10 @@ class Trainer {
 
   /// A trainer with the given policy objects (in the order of `Policies`).
   Trainer(Model model, TrainerOptions options, Policies... policies)
-      : options_(std::move(options)), state_(prepare_state(std::move(model), options_)),
+      : options_(std::move(options)),
+        // Taken before anything is written (the metrics file opens with the engine): one run per folder.
+        save_folder_lock_(options_.save_folder, ".composer-rank0.lock"),
+        state_(prepare_state(std::move(model), options_)),
         engine_(state_, std::move(policies)..., loggers::ProgressBar(loggers::ProgressBarOptions{.enabled = options_.progress_bar}),
                 make_metrics_file(options_)),
         base_learning_rates_(base_learning_rates(state_.optimizers)),
@@ -90,11 +94,23 @@ class Trainer {
   /// (to zero when reset; unset keeps `max_duration`), and `train_subset_num_batches` replaces the option. Every
   /// argument is checked before anything changes. Composer counterpart: `Trainer.fit(train_dataloader=...,
   /// duration=..., reset_time=..., train_subset_num_batches=...)`.
+  ///
+  /// The first `fit()` of a Trainer that resumed a run which had already reached `max_duration` (killed during its
+  /// final evaluation or checkpoint) trains nothing and finishes what is missing: `FIT_START`, `FIT_END`, the
+  /// evaluations that did not run at its last batch and the final checkpoint when there is none.
   void fit(FitOptions fit_options) {
     const Timestamp start = fit_options.reset_time ? Timestamp() : state_.timestamp;
-    const Time max_duration =
-        fit_max_duration(fit_options, static_cast<bool>(options_.train_dataloader), state_, start);
-    if (fit_options.train_dataloader) options_.train_dataloader = std::move(fit_options.train_dataloader);
+    const bool finishing = resumed_finished_ && !fit_options.duration && !fit_options.reset_time &&
+                           !fit_options.train_dataloader && state_.max_duration() &&
+                           state_.timestamp >= *state_.max_duration();
+    resumed_finished_ = false;
+    const Time max_duration = finishing ? *state_.max_duration()
+                                        : fit_max_duration(fit_options, static_cast<bool>(options_.train_dataloader),
+                                                           state_, start);
+    if (fit_options.train_dataloader) {
+      options_.train_dataloader = std::move(fit_options.train_dataloader);
+      check_resumed_batch_size_ = false;  // new data: a new batch size is the caller's choice
+    }
     if (fit_options.train_subset_num_batches) train_subset_num_batches_ = *fit_options.train_subset_num_batches;
     if (fit_options.reset_time) {
       state_.timestamp = Timestamp();
@@ -115,6 +131,12 @@ class Trainer {
       }
       const bool epoch_finished = train_epoch();
       if (epoch_finished) end_epoch();
+    }
+    // A finished run resumed from a checkpoint saved on its epoch's last batch, before that epoch ended: the end of
+    // the epoch comes first, as in the run that was not interrupted.
+    if (finishing) {
+      const auto epoch_length = subset_length(options_.train_dataloader, train_subset_num_batches_);
+      if (epoch_length && state_.timestamp.batch_in_epoch().count() >= *epoch_length) end_epoch();
     }
     engine_.template run<Event::FIT_END>();
     // An evaluator whose interval did not divide the run evaluates once more at its end.
@@ -175,10 +197,20 @@ class Trainer {
   /// `State::loss`; README, "Training with `Trainer<Policies...>`"). Everything is checked before the model
   /// changes: a checkpoint that does not fit, a weights-only one (see `load_weights`) or a corrupt file is a
   /// `CheckpointError` naming the problem. Composer counterpart: `Trainer(load_path=...)`.
+  /// The settings that shape the run must be the checkpoint's: another learning rate, seed (when set) or number
+  /// of batches per epoch is a `CheckpointError` naming it, and so is a first batch of another size, unless
+  /// `load_allow_changed_settings`. Resumed from its own save folder, the run's older checkpoints there rotate as
+  /// its new ones are saved.
   void load_checkpoint(const std::string& path) {
     checkpoint::load(path, checkpoint_parts(), engine_, options_.load_strict_model_weights);
-    for (auto& evaluator : evaluators_) evaluator.last_eval_batch = state_.timestamp.batch().count();
-    saver_.resumed_at(state_.timestamp.batch().count());
+    const Timestamp& now = state_.timestamp;
+    // The evaluations a checkpoint follows: those whose interval fell on its batch (or epoch end) ran before it was
+    // saved; the others, due at the end of the run, may not have.
+    for (auto& evaluator : evaluators_)
+      evaluator.last_eval_batch = evaluated_before_saving(evaluator.interval, now) ? now.batch().count() : -1;
+    saver_.resumed_from(path, now.batch().count(), state_.rank);
+    resumed_finished_ = state_.max_duration() && now >= *state_.max_duration();
+    check_resumed_batch_size_ = !options_.load_allow_changed_settings && state_.train_batch_size.has_value();
   }
 
   /// Copies only the model's parameters and buffers from a full or weights-only checkpoint, matched as
@@ -218,13 +250,43 @@ class Trainer {
   /// Output buffers the fused pass allocated so far: one in steady state (the buffer is reused while no policy
   /// keeps the previous batch's inputs).
   std::int64_t fused_buffer_allocations() const noexcept { return fused_inputs_.buffer_allocations(); }
-  /// The checkpoints written to `save_folder` so far, oldest first.
+  /// The checkpoints in `save_folder` this run keeps and rotates, oldest first: those it wrote, and after a resume
+  /// from that folder the run's earlier ones up to the resumed batch.
   const std::vector<std::string>& saved_checkpoints() const noexcept { return saver_.saved_checkpoints(); }
 
  private:
   // The parts of this trainer a checkpoint holds, besides its policies.
   checkpoint::TrainingParts checkpoint_parts() {
-    return {state_, base_learning_rates_, scaler_, joined_policy_names()};
+    return {state_,
+            base_learning_rates_,
+            scaler_,
+            joined_policy_names(),
+            options_.seed,
+            options_.load_allow_changed_settings,
+            subset_length(options_.train_dataloader, train_subset_num_batches_)};
+  }
+
+  // Whether a checkpoint saved at `saved` followed an evaluation at `interval` (at BATCH_END or EPOCH_END, which
+  // come before the checkpoint events).
+  static bool evaluated_before_saving(const Time& interval, const Timestamp& saved) {
+    if (interval.count() <= 0) return false;
+    if (interval.unit() == TimeUnit::BATCH)
+      return saved.batch().count() > 0 && saved.batch().count() % interval.count() == 0;
+    return saved.batch_in_epoch().count() == 0 && saved.epoch().count() > 0 &&
+           saved.epoch().count() % interval.count() == 0;
+  }
+
+  // The first batch after a resume has the checkpointed run's batch size, unless it is the (shorter) last of its
+  // epoch.
+  void check_resumed_batch_size(std::int64_t samples, std::optional<std::int64_t> epoch_length) {
+    check_resumed_batch_size_ = false;
+    const std::int64_t saved = *state_.train_batch_size;
+    const bool last_of_epoch = epoch_length && state_.timestamp.batch_in_epoch().count() + 1 == *epoch_length;
+    if (samples == saved || (samples < saved && last_of_epoch)) return;
+    throw CheckpointError("composer: the resumed run was trained with batches of " + std::to_string(saved) +
+                          " samples, but its training data now yields " + std::to_string(samples) +
+                          "; resume with the batch size of the run, or allow changed settings "
+                          "(TrainerOptions::load_allow_changed_settings)");
   }
 
   // What the checkpoint saver calls to write a checkpoint into its folder.
@@ -261,6 +323,7 @@ class Trainer {
       check_batch(*batch, "training");
       const std::int64_t samples = batch->inputs.size(0);
       if (!state_.train_batch_size) state_.train_batch_size = samples;  // the loader's batch size, from its first batch
+      if (check_resumed_batch_size_) check_resumed_batch_size(samples, epoch_length);
       state_.batch = std::move(*batch);
       // The fusion plan decides whether this batch's input stages run as one pass per microbatch (then their
       // parameters are drawn here and at BEFORE_FORWARD) or eagerly.
@@ -431,6 +494,7 @@ class Trainer {
   }
 
   TrainerOptions options_;
+  io::FolderLock save_folder_lock_;
   State state_;
   engine_type engine_;
   FusedInputRunner<engine_type> fused_inputs_;
@@ -446,6 +510,10 @@ class Trainer {
   // The training metrics, reset at every epoch start, and whether they took a batch since last computed.
   metrics::MetricCollection train_metrics_;
   bool train_metrics_updated_ = false;
+  // Loaded from a checkpoint of a run that had reached max_duration: the next fit() finishes it.
+  bool resumed_finished_ = false;
+  // Loaded from a checkpoint: the first batch's size is checked against the run's.
+  bool check_resumed_batch_size_ = false;
 };
 
 }  // namespace COMPOSER_FUSION_ABI_NAMESPACE

@@ -66,7 +66,9 @@ struct TrainerOptions {
   /// computation waits for the device once per batch. Composer counterpart: the model's
   /// `get_metrics(is_train=True)` with `compute_training_metrics=True`.
   metrics::MetricCollection train_metrics;
-  /// Folder for checkpoints; empty disables saving. Composer counterpart: `save_folder`.
+  /// Folder for checkpoints; empty disables saving. The Trainer locks it for its life (the file
+  /// `.composer-rank0.lock`): a second Trainer on the same folder, in this process or another, is refused. Composer
+  /// counterpart: `save_folder`.
   std::string save_folder;
   /// How often to save, in ep or ba. Composer counterpart: `save_interval`.
   Time save_interval = Time::from_epoch(1);
@@ -86,9 +88,16 @@ struct TrainerOptions {
   /// does not have, is an error (true) or skipped (false); a shape or type mismatch is an error either way.
   /// Composer counterpart: `load_strict_model_weights`.
   bool load_strict_model_weights = true;
-  /// At construction, resume from the newest checkpoint in `save_folder` (its `latest-rank{R}.pt` link) when
-  /// there is one, instead of `load_path` and with `load_weights_only` ignored; with none there, start as without
-  /// it (from `load_path` when set). Needs `save_folder`. Composer counterpart: `autoresume`.
+  /// Resume from `load_path` (or by `autoresume`) even when the settings that shape the run differ from the
+  /// checkpoint's: the optimizers' learning rates (the new ones then apply from the next batch), the seed (when set)
+  /// and the training data's batches per epoch or batch size; false refuses such a checkpoint with a
+  /// `CheckpointError` naming the setting. Composer counterpart: none (Composer resumes with the checkpoint's
+  /// learning rates and whatever loader it is given, silently).
+  bool load_allow_changed_settings = false;
+  /// At construction, resume from the newest checkpoint in `save_folder` (its `latest-rank{R}.pt` link, or the
+  /// newest whole checkpoint when the link is missing) when there is one, instead of `load_path` and with
+  /// `load_weights_only` ignored; with none there, start as without it (from `load_path` when set). Needs
+  /// `save_folder`. Composer counterpart: `autoresume`.
   bool autoresume = false;
   /// Train on at most this many batches of each epoch (-1: all), so an epoch ends early. Composer counterpart:
   /// `train_subset_num_batches`.

@@ -60,13 +60,20 @@ struct CheckpointToLoad {
 
 /// What the constructor loads between `BEFORE_LOAD` and `AFTER_LOAD`: with `autoresume`, the newest checkpoint
 /// in `save_folder` when there is one, in full (Composer turns `load_weights_only` off when it autoresumes);
-/// else `load_path`, whole or its weights only; else nothing.
+/// else `load_path`, whole or its weights only (a `latest-rank{R}.pt` that leads to no file standing for the newest
+/// whole checkpoint beside it); else nothing.
 inline std::optional<CheckpointToLoad> checkpoint_to_load(const TrainerOptions& options, std::int64_t rank) {
   if (options.autoresume) {
     std::string latest = CheckpointSaver::latest_checkpoint(options.save_folder, rank);
     if (!latest.empty()) return CheckpointToLoad{std::move(latest), false};
   }
   if (options.load_path.empty()) return std::nullopt;
+  // A `latest` link that leads nowhere (a run killed before it first made the link): the newest whole checkpoint
+  // beside it.
+  if (io::file_name(options.load_path) == latest_link_name(rank) && !io::is_regular_file(options.load_path)) {
+    std::string newest = CheckpointSaver::latest_checkpoint(io::parent_path(options.load_path), rank);
+    if (!newest.empty()) return CheckpointToLoad{std::move(newest), options.load_weights_only};
+  }
   return CheckpointToLoad{options.load_path, options.load_weights_only};
 }
 
