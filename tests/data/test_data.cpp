@@ -917,3 +917,64 @@ TEST_CASE("AnyLoader: a vector of batches is copied, and misuse is a clear error
   CHECK_THROWS_WITH_AS(any.start_epoch(0, -1), doctest::Contains("negative number of batches"),
                        std::invalid_argument);
 }
+
+TEST_CASE("TensorLoader shards like DistributedSampler: padded from the start, or cut with drop_last") {
+  // 10 samples on 3 ranks: the order 0..9 extended by 0, 1 to 12 rows, rank r taking rows r, r + 3, ...
+  const std::vector<V> padded = {{0, 3, 6, 9}, {1, 4, 7, 0}, {2, 5, 8, 1}};
+  // With drop_last: cut to 9 rows.
+  const std::vector<V> cut = {{0, 3, 6}, {1, 4, 7}, {2, 5, 8}};
+  for (std::int64_t rank = 0; rank < 3; ++rank) {
+    CAPTURE(rank);
+    auto loader = make_loader(10, {.batch_size = 3, .num_replicas = 3, .rank = rank});
+    CHECK(loader.shard_size() == 4);
+    CHECK(loader.size() == 2);  // batches of 3 and 1
+    CHECK(targets_of(collect(loader)) == padded[static_cast<std::size_t>(rank)]);
+    auto dropping = make_loader(10, {.batch_size = 3, .drop_last = true, .num_replicas = 3, .rank = rank});
+    CHECK(dropping.shard_size() == 3);
+    CHECK(dropping.size() == 1);
+    CHECK(targets_of(collect(dropping)) == cut[static_cast<std::size_t>(rank)]);
+  }
+  // Fewer samples than ranks: the order repeats as often as needed, 0 1 0 1 0.
+  CHECK(targets_of(collect(make_loader(2, {.batch_size = 4, .num_replicas = 5, .rank = 3}))) == V{1});
+  CHECK(targets_of(collect(make_loader(2, {.batch_size = 4, .num_replicas = 5, .rank = 4}))) == V{0});
+  // One replica is the unsharded loader.
+  CHECK(targets_of(collect(make_loader(5, {.batch_size = 2, .num_replicas = 1}))) == iota(5));
+}
+
+TEST_CASE("TensorLoader shards of a shuffled epoch: one seeded order cut among the ranks, new every epoch") {
+  const std::int64_t ranks = 4;
+  for (std::int64_t epoch : {0, 3}) {
+    CAPTURE(epoch);
+    const auto whole = make_loader(40, {.batch_size = 3, .shuffle = true, .seed = 11});
+    const V order = to_vector(whole.sample_order(epoch));
+    std::vector<std::int64_t> all;
+    for (std::int64_t rank = 0; rank < ranks; ++rank) {
+      auto shard = make_loader(40, {.batch_size = 3, .shuffle = true, .seed = 11, .num_replicas = ranks, .rank = rank});
+      shard.set_epoch(epoch);
+      const V seen = targets_of(collect(shard));
+      REQUIRE(seen.size() == 10);
+      // Rank r sees every ranks-th sample of the one order the unsharded loader uses.
+      for (std::size_t i = 0; i < seen.size(); ++i)
+        CHECK(seen[i] == order[i * static_cast<std::size_t>(ranks) + static_cast<std::size_t>(rank)]);
+      all.insert(all.end(), seen.begin(), seen.end());
+    }
+    std::ranges::sort(all);
+    CHECK(all == iota(40));  // 40 = 4 * 10: the shards are disjoint and cover the data
+  }
+  auto shard = make_loader(40, {.batch_size = 3, .shuffle = true, .seed = 11, .num_replicas = ranks, .rank = 1});
+  CHECK(to_vector(shard.sample_order(0)) != to_vector(shard.sample_order(1)));
+  // Resuming a shard mid-epoch yields the rest of the same shard.
+  shard.set_epoch(2);
+  const V full = targets_of(collect(shard));
+  CHECK(targets_of(collect(shard.skip(2))) == V(full.begin() + 6, full.end()));
+}
+
+TEST_CASE("TensorLoader refuses a rank outside its replicas and shards left empty by drop_last") {
+  CHECK_THROWS_WITH_AS(make_loader(10, {.batch_size = 2, .num_replicas = 2, .rank = 2}),
+                       doctest::Contains("rank must be in [0, num_replicas) with num_replicas >= 1, got rank 2 of 2"),
+                       std::invalid_argument);
+  CHECK_THROWS_AS(make_loader(10, {.batch_size = 2, .num_replicas = 0}), std::invalid_argument);
+  CHECK_THROWS_AS(make_loader(10, {.batch_size = 2, .num_replicas = 2, .rank = -1}), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_loader(3, {.batch_size = 2, .drop_last = true, .num_replicas = 4}),
+                       doctest::Contains("cannot share 3 samples among 4 ranks"), std::invalid_argument);
+}

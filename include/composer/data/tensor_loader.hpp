@@ -32,6 +32,11 @@ struct TensorLoaderOptions {
   /// put each batch in page-locked (pinned) host memory, so that its copy to a CUDA device is asynchronous and
   /// runs at the bus's full rate; needs a LibTorch with CUDA and a GPU. Counterpart: `DataLoader(pin_memory=True)`.
   bool pin_memory = false;
+  /// Ranks sharing the data (the world size of data-parallel training): each iterates its own shard of every
+  /// epoch, as `DistributedSampler(num_replicas)` gives it (see `TensorLoader::sample_order`).
+  std::int64_t num_replicas = 1;
+  /// This loader's shard, in [0, num_replicas). Counterpart: `DistributedSampler(rank)`.
+  std::int64_t rank = 0;
 };
 
 namespace detail {
@@ -90,6 +95,14 @@ class TensorLoader {
     if (inputs_.size(0) != targets_.size(0))
       throw std::invalid_argument("composer: TensorLoader inputs have " + std::to_string(inputs_.size(0)) +
                                   " rows but targets have " + std::to_string(targets_.size(0)) + " rows");
+    if (options_.num_replicas < 1 || options_.rank < 0 || options_.rank >= options_.num_replicas)
+      throw std::invalid_argument("composer: TensorLoader rank must be in [0, num_replicas) with num_replicas >= 1, "
+                                  "got rank " + std::to_string(options_.rank) + " of " +
+                                  std::to_string(options_.num_replicas));
+    if (options_.drop_last && inputs_.size(0) < options_.num_replicas)
+      throw std::invalid_argument("composer: TensorLoader with drop_last cannot share " +
+                                  std::to_string(inputs_.size(0)) + " samples among " +
+                                  std::to_string(options_.num_replicas) + " ranks: every shard would be empty");
     if (options_.pin_memory && !at::globalContext().hasCUDA())
       throw std::invalid_argument("composer: TensorLoader pin_memory needs a LibTorch built with CUDA and a GPU, and "
                                   "this process has none; leave pin_memory off");
@@ -114,13 +127,21 @@ class TensorLoader {
   /// The epoch set by `set_epoch` (0 initially).
   std::int64_t epoch() const noexcept { return epoch_; }
 
-  /// Number of batches per epoch: ceil(N / batch_size), or floor with drop_last. Counterpart: `len(dataloader)`.
+  /// Number of batches per epoch of this rank's shard: ceil(S / batch_size), or floor with drop_last, S being
+  /// `shard_size()`. Counterpart: `len(dataloader)`.
   std::int64_t size() const noexcept {
-    const auto n = num_samples(), b = options_.batch_size;
+    const auto n = shard_size(), b = options_.batch_size;
     return options_.drop_last ? n / b : (n + b - 1) / b;
   }
   /// Number of rows N of the inputs and targets. Counterpart: `len(dataloader.dataset)`.
   std::int64_t num_samples() const noexcept { return inputs_.size(0); }
+  /// Samples this rank visits per epoch: N with one replica; with R, ceil(N / R) (the last ones padded from the
+  /// start of the order), or floor(N / R) with drop_last (the order's tail dropped). Counterpart:
+  /// `DistributedSampler.num_samples`.
+  std::int64_t shard_size() const noexcept {
+    const auto n = num_samples(), r = options_.num_replicas;
+    return options_.drop_last ? n / r : (n + r - 1) / r;
+  }
   /// Samples per batch (the final batch of an epoch may hold fewer unless drop_last). Counterpart:
   /// `dataloader.batch_size`.
   std::int64_t batch_size() const noexcept { return options_.batch_size; }
@@ -133,20 +154,21 @@ class TensorLoader {
   /// Replaces the per-batch inputs transform (an empty function means none); affects iterators begun afterwards.
   void set_transform(Transform transform) { transform_ = std::move(transform); }
 
-  /// The order in which epoch `epoch` visits the rows: int64 [N], a permutation of 0..N-1 (the identity without
-  /// shuffle); batch k holds rows order[k*batch_size, (k+1)*batch_size). Shuffled, it is a Fisher-Yates shuffle
-  /// driven by std::mt19937_64 seeded with splitmix64(splitmix64(seed) + epoch). Counterpart:
-  /// `list(iter(DistributedSampler))` after `set_epoch(epoch)`.
+  /// The rows this rank visits in epoch `epoch`, in order: int64 [shard_size()]; batch k holds rows
+  /// order[k*batch_size, (k+1)*batch_size). With one replica, a permutation of 0..N-1: the identity without shuffle;
+  /// shuffled, a Fisher-Yates shuffle driven by std::mt19937_64 seeded with splitmix64(splitmix64(seed) + epoch), the
+  /// same on every rank. With R replicas that order is cut to floor(N / R) * R rows (drop_last) or extended to
+  /// ceil(N / R) * R by repeating its beginning, and rank r takes its rows r, r + R, r + 2R, ... Counterpart:
+  /// `list(iter(DistributedSampler(num_replicas, rank, shuffle, seed, drop_last)))` after `set_epoch(epoch)`.
   at::Tensor sample_order(std::int64_t epoch) const {
-    const auto n = num_samples();
-    if (!options_.shuffle) return at::arange(n, at::TensorOptions().dtype(at::kLong));
-    at::Tensor order = at::empty({n}, at::TensorOptions().dtype(at::kLong));
-    auto* p = order.data_ptr<std::int64_t>();
-    for (std::int64_t i = 0; i < n; ++i) p[i] = i;
-    std::mt19937_64 engine(detail::splitmix64(detail::splitmix64(options_.seed) + static_cast<std::uint64_t>(epoch)));
-    for (std::int64_t i = n - 1; i > 0; --i)
-      std::swap(p[i], p[detail::uniform_below(engine, static_cast<std::uint64_t>(i) + 1)]);
-    return order;
+    const at::Tensor order = global_order(epoch);
+    const auto n = num_samples(), r = options_.num_replicas;
+    if (r == 1) return order;
+    const auto total = shard_size() * r;
+    at::Tensor padded = order;
+    while (padded.size(0) < total)
+      padded = at::cat({padded, order.narrow(0, 0, std::min(n, total - padded.size(0)))});
+    return padded.narrow(0, 0, total).slice(0, options_.rank, total, r).contiguous();
   }
 
   /// Iterator at batch 0 of the current epoch. It refers to this loader, which must outlive it.
@@ -162,9 +184,22 @@ class TensorLoader {
   EpochRange skip(std::int64_t skip_batches) const;
 
  private:
+  // Every row in the order epoch `epoch` visits them before sharding: the identity, or the seeded shuffle.
+  at::Tensor global_order(std::int64_t epoch) const {
+    const auto n = num_samples();
+    if (!options_.shuffle) return at::arange(n, at::TensorOptions().dtype(at::kLong));
+    at::Tensor order = at::empty({n}, at::TensorOptions().dtype(at::kLong));
+    auto* p = order.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < n; ++i) p[i] = i;
+    std::mt19937_64 engine(detail::splitmix64(detail::splitmix64(options_.seed) + static_cast<std::uint64_t>(epoch)));
+    for (std::int64_t i = n - 1; i > 0; --i)
+      std::swap(p[i], p[detail::uniform_below(engine, static_cast<std::uint64_t>(i) + 1)]);
+    return order;
+  }
+
   Batch make_batch(const at::Tensor& order, std::int64_t k) const {
     const auto start = k * options_.batch_size;
-    const auto len = std::min(options_.batch_size, num_samples() - start);
+    const auto len = std::min(options_.batch_size, order.size(0) - start);
     const at::Tensor rows = order.narrow(0, start, len);
     at::Tensor x = inputs_.index_select(0, rows.to(inputs_.device()));
     if (transform_) x = transform_(x);
