@@ -65,17 +65,21 @@ composer::data::TensorLoader make_data() {
                                       composer::data::TensorLoaderOptions{4, false, false, 0});
 }
 
+// Options for 2 batches of `net`, saving every batch into `folder`.
+composer::TrainerOptions two_saved_batches(torch::nn::Linear& net, const std::string& folder) {
+  return {.train_dataloader = make_data(),
+          .max_duration = Time("2ba"),
+          .optimizers = {std::make_shared<torch::optim::SGD>(net->parameters(), torch::optim::SGDOptions(0.1))},
+          .save_folder = folder,
+          .save_interval = Time("1ba"),
+          .seed = 1,
+          .progress_bar = false};
+}
+
 // Trains 2 batches saving every batch into `folder`; returns the trainer's model weight after the run.
 at::Tensor train_and_save(const std::string& folder) {
   auto net = make_net();
-  auto sgd = std::make_shared<torch::optim::SGD>(net->parameters(), torch::optim::SGDOptions(0.1));
-  composer::Trainer<> trainer(net, {.train_dataloader = make_data(),
-                                    .max_duration = Time("2ba"),
-                                    .optimizers = {sgd},
-                                    .save_folder = folder,
-                                    .save_interval = Time("1ba"),
-                                    .seed = 1,
-                                    .progress_bar = false});
+  composer::Trainer<> trainer(net, two_saved_batches(net, folder));
   trainer.fit();
   return net->weight.detach().clone();
 }
@@ -211,15 +215,9 @@ TEST_CASE("a full disk while writing a checkpoint is a CheckpointError; the temp
   const std::string metrics = io::join(folder, "metrics.csv");
   const std::string tmp = io::join(folder, "ep0-ba2-rank0.pt.tmp");
   auto net = make_net();
-  auto sgd = std::make_shared<torch::optim::SGD>(net->parameters(), torch::optim::SGDOptions(0.1));
-  composer::Trainer<> trainer(net, {.train_dataloader = make_data(),
-                                    .max_duration = Time("2ba"),
-                                    .optimizers = {sgd},
-                                    .save_folder = folder,
-                                    .save_interval = Time("1ba"),
-                                    .seed = 1,
-                                    .progress_bar = false,
-                                    .metrics_file = metrics});
+  auto options = two_saved_batches(net, folder);
+  options.metrics_file = metrics;
+  composer::Trainer<> trainer(net, std::move(options));
   // The second checkpoint's temporary file is a link to /dev/full, where every write fails with ENOSPC (made after
   // the Trainer, which removes stale temporary files when it starts).
   io::create_symlink("/dev/full", tmp);
