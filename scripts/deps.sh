@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build
   libtorch-dev        # LibTorch 1.13 (CPU)
+  libgloo-dev         # the Gloo headers c10d's ProcessGroupGloo.hpp includes (data-parallel training)
   libopenblas0-pthread  # gives LibTorch an optimised BLAS (Debian otherwise links the reference one)
   libboost-dev        # Boost.Hana
   doctest-dev         # tests

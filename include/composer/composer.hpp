@@ -13,6 +13,7 @@
 #include <composer/loggers.hpp>
 #include <composer/callbacks.hpp>
 #include <composer/optim.hpp>
+#include <composer/distributed.hpp>
 #include <composer/trainer.hpp>
 #include <composer/surgery.hpp>
 #include <composer/modules.hpp>

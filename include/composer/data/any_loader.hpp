@@ -114,7 +114,8 @@ auto hold(Loader&& loader) {
 /// `composer::data::TensorLoader`, any input range of batches / `torch::data::Example`s / (input, target)
 /// pairs, `torch::data` loaders held by `std::unique_ptr` (as `torch::data::make_data_loader` returns them,
 /// moved in) or by `std::shared_ptr`, and `std::ref(loader)` to iterate a loader owned elsewhere. Loaders with
-/// `set_epoch(e)` get it at every epoch, and loaders with `begin(skip)` resume mid-epoch without replaying;
+/// `set_epoch(e)` get it at every epoch, loaders with `set_shard(num_replicas, rank)` can be sharded by a
+/// data-parallel Trainer (`shard`), and loaders with `begin(skip)` resume mid-epoch without replaying;
 /// others replay and discard the skipped batches. Composer counterpart: the `DataLoader` inside
 /// `composer.core.DataSpec`.
 class AnyLoader {
@@ -141,6 +142,14 @@ class AnyLoader {
     require();
     if (skip < 0) throw std::invalid_argument("composer: cannot skip a negative number of batches");
     start_(epoch, skip);
+  }
+
+  /// Makes the loader rank `rank`'s shard of `num_replicas` when it has the hook for it, a member
+  /// `set_shard(num_replicas, rank)` (as `TensorLoader` has), and returns whether it had. A data-parallel Trainer
+  /// calls this on its loaders. Counterpart: giving a `DataLoader` a `DistributedSampler`.
+  bool shard(std::int64_t num_replicas, std::int64_t rank) {
+    require();
+    return shard_(num_replicas, rank);
   }
 
   /// The next batch of the current epoch, or none at its end.
@@ -178,6 +187,15 @@ class AnyLoader {
         for (std::int64_t i = 0; i < skip && !(*cursor->it == loader.end()); ++i) ++*cursor->it;
       }
     };
+    shard_ = [cursor](std::int64_t num_replicas, std::int64_t rank) {
+      L& loader = detail::deref(*cursor->holder);
+      if constexpr (requires { loader.set_shard(num_replicas, rank); }) {
+        loader.set_shard(num_replicas, rank);
+        return true;
+      } else {
+        return false;
+      }
+    };
     next_ = [cursor]() -> std::optional<Batch> {
       L& loader = detail::deref(*cursor->holder);
       if (!cursor->it) throw std::logic_error("composer: AnyLoader::next() called before start_epoch()");
@@ -194,6 +212,7 @@ class AnyLoader {
 
   std::function<std::optional<std::int64_t>()> size_;
   std::function<void(std::int64_t, std::int64_t)> start_;
+  std::function<bool(std::int64_t, std::int64_t)> shard_;
   std::function<std::optional<Batch>()> next_;
 };
 

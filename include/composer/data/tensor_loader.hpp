@@ -95,14 +95,7 @@ class TensorLoader {
     if (inputs_.size(0) != targets_.size(0))
       throw std::invalid_argument("composer: TensorLoader inputs have " + std::to_string(inputs_.size(0)) +
                                   " rows but targets have " + std::to_string(targets_.size(0)) + " rows");
-    if (options_.num_replicas < 1 || options_.rank < 0 || options_.rank >= options_.num_replicas)
-      throw std::invalid_argument("composer: TensorLoader rank must be in [0, num_replicas) with num_replicas >= 1, "
-                                  "got rank " + std::to_string(options_.rank) + " of " +
-                                  std::to_string(options_.num_replicas));
-    if (options_.drop_last && inputs_.size(0) < options_.num_replicas)
-      throw std::invalid_argument("composer: TensorLoader with drop_last cannot share " +
-                                  std::to_string(inputs_.size(0)) + " samples among " +
-                                  std::to_string(options_.num_replicas) + " ranks: every shard would be empty");
+    check_shard(options_.num_replicas, options_.rank);
     if (options_.pin_memory && !at::globalContext().hasCUDA())
       throw std::invalid_argument("composer: TensorLoader pin_memory needs a LibTorch built with CUDA and a GPU, and "
                                   "this process has none; leave pin_memory off");
@@ -116,6 +109,15 @@ class TensorLoader {
                bool drop_last = false, std::uint64_t seed = 0, Transform transform = {})
       : TensorLoader(std::move(inputs), std::move(targets), TensorLoaderOptions{batch_size, shuffle, drop_last, seed},
                      std::move(transform)) {}
+
+  /// Makes this loader rank `rank`'s shard of `num_replicas` (as the options' `num_replicas` and `rank` do): the
+  /// hook through which a data-parallel Trainer shards its loaders (`data::AnyLoader::shard`). Counterpart:
+  /// `DistributedSampler(num_replicas, rank)`. \throws std::invalid_argument as the constructor does.
+  void set_shard(std::int64_t num_replicas, std::int64_t rank) {
+    check_shard(num_replicas, rank);
+    options_.num_replicas = num_replicas;
+    options_.rank = rank;
+  }
 
   /// Selects the epoch whose order the next `begin()` / `skip()` iterates; throws std::invalid_argument if
   /// negative. Iterators already begun keep their epoch. Counterpart: `DistributedSampler.set_epoch`.
@@ -184,6 +186,16 @@ class TensorLoader {
   EpochRange skip(std::int64_t skip_batches) const;
 
  private:
+  void check_shard(std::int64_t num_replicas, std::int64_t rank) const {
+    if (num_replicas < 1 || rank < 0 || rank >= num_replicas)
+      throw std::invalid_argument("composer: TensorLoader rank must be in [0, num_replicas) with num_replicas >= 1, "
+                                  "got rank " + std::to_string(rank) + " of " + std::to_string(num_replicas));
+    if (options_.drop_last && inputs_.size(0) < num_replicas)
+      throw std::invalid_argument("composer: TensorLoader with drop_last cannot share " +
+                                  std::to_string(inputs_.size(0)) + " samples among " + std::to_string(num_replicas) +
+                                  " ranks: every shard would be empty");
+  }
+
   // Every row in the order epoch `epoch` visits them before sharding: the identity, or the seeded shuffle.
   at::Tensor global_order(std::int64_t epoch) const {
     const auto n = num_samples();

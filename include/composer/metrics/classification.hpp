@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -43,6 +44,17 @@ inline at::Tensor class_labels(const at::Tensor& logits, const at::Tensor& targe
 inline double ratio_or_nan(double numerator, double denominator) {
   return denominator == 0 ? std::numeric_limits<double>::quiet_NaN() : numerator / denominator;
 }
+
+// `state` as a float64 CPU vector of `size` values, or an error naming `metric`.
+inline at::Tensor checked_sum_state(const at::Tensor& state, std::int64_t size, const char* metric) {
+  if (!state.defined() || state.dim() != 1 || state.size(0) != size)
+    throw std::invalid_argument(std::string("composer: ") + metric + "::load_sum_state needs a vector of " +
+                                std::to_string(size) + " values, got " +
+                                (state.defined() ? std::to_string(state.numel()) + " in " + std::to_string(state.dim()) +
+                                                       " dimension(s)"
+                                                 : std::string("an undefined tensor")));
+  return state.to(at::kCPU, at::kDouble);
+}
 }  // namespace detail
 
 /// The fraction of samples whose class is among the `top_k` largest logits, reported as `accuracy` (top 1) or
@@ -77,6 +89,18 @@ class Accuracy {
   }
   /// Forgets every sample.
   void reset() { correct_ = at::Tensor(), count_ = 0; }
+  /// The state to sum over data-parallel ranks: float64 {correct, samples} on the CPU.
+  at::Tensor sum_state() const {
+    return at::tensor(std::vector<double>{correct_.defined() ? static_cast<double>(correct_.item<std::int64_t>()) : 0.0,
+                                          static_cast<double>(count_)},
+                      at::kDouble);
+  }
+  /// Takes a state of the form `sum_state()` returns (summed over the ranks).
+  void load_sum_state(const at::Tensor& state) {
+    const at::Tensor values = detail::checked_sum_state(state, 2, "Accuracy");
+    correct_ = at::tensor(static_cast<std::int64_t>(values[0].item<double>()), at::kLong);
+    count_ = static_cast<std::int64_t>(values[1].item<double>());
+  }
   /// `accuracy`, or `top<k>_accuracy` for k > 1.
   std::string name() const { return top_k_ == 1 ? "accuracy" : "top" + std::to_string(top_k_) + "_accuracy"; }
 
@@ -131,6 +155,18 @@ class PerClassAccuracy {
   }
   /// Forgets every sample.
   void reset() { samples_ = correct_ = at::Tensor(); }
+  /// The state to sum over data-parallel ranks: float64 [samples per class..., correct per class...] on the CPU.
+  at::Tensor sum_state() const {
+    const at::Tensor samples = samples_.defined() ? samples_.cpu() : at::zeros({num_classes_}, at::kLong);
+    const at::Tensor correct = correct_.defined() ? correct_.cpu() : at::zeros({num_classes_}, at::kLong);
+    return at::cat({samples, correct}).to(at::kDouble);
+  }
+  /// Takes a state of the form `sum_state()` returns (summed over the ranks).
+  void load_sum_state(const at::Tensor& state) {
+    const at::Tensor values = detail::checked_sum_state(state, 2 * num_classes_, "PerClassAccuracy").to(at::kLong);
+    samples_ = values.narrow(0, 0, num_classes_).clone();
+    correct_ = values.narrow(0, num_classes_, num_classes_).clone();
+  }
 
  private:
   std::int64_t num_classes_;
@@ -160,6 +196,18 @@ class CrossEntropy {
   }
   /// Forgets every sample.
   void reset() { loss_sum_ = at::Tensor(), count_ = 0; }
+  /// The state to sum over data-parallel ranks: float64 {loss sum, samples} on the CPU.
+  at::Tensor sum_state() const {
+    return at::tensor(std::vector<double>{loss_sum_.defined() ? loss_sum_.item<double>() : 0.0,
+                                          static_cast<double>(count_)},
+                      at::kDouble);
+  }
+  /// Takes a state of the form `sum_state()` returns (summed over the ranks).
+  void load_sum_state(const at::Tensor& state) {
+    const at::Tensor values = detail::checked_sum_state(state, 2, "CrossEntropy");
+    loss_sum_ = values[0].clone();
+    count_ = static_cast<std::int64_t>(values[1].item<double>());
+  }
 
  private:
   at::Tensor loss_sum_;

@@ -30,6 +30,16 @@ concept Metric = std::copy_constructible<M> && requires(M& metric, const M& cons
   metric.reset();
 };
 
+/// A metric whose state can be summed over data-parallel ranks: `sum_state()` returns its additive state as a
+/// 1-D tensor (the same length on every rank), and `load_sum_state(sum)` takes the sum of those over the ranks, so
+/// that `compute()` then reports the whole data set. The Trainer reduces evaluation and training metrics this way
+/// in a data-parallel run. Composer counterpart: a `torchmetrics.Metric`'s states with `dist_reduce_fx="sum"`.
+template <class M>
+concept ReducibleMetric = Metric<M> && requires(M& metric, const M& const_metric, const at::Tensor& tensor) {
+  { const_metric.sum_state() } -> std::convertible_to<at::Tensor>;
+  metric.load_sum_state(tensor);
+};
+
 /// A metric of any type satisfying `Metric`; copying it copies the metric with its accumulated state. Composer
 /// counterpart: a `torchmetrics.Metric` object.
 class AnyMetric {
@@ -55,6 +65,20 @@ class AnyMetric {
   MetricValues compute() const { return ops_->compute(object_.get()); }
   /// Forgets every batch.
   void reset() { ops_->reset(object_.get()); }
+  /// Whether the metric's state can be summed over data-parallel ranks (its type is a `ReducibleMetric`).
+  bool reducible() const noexcept { return ops_->sum_state != nullptr; }
+  /// The state to sum over the ranks, as a float64 CPU vector.
+  /// \throws std::logic_error for a metric that is not reducible.
+  at::Tensor sum_state() const {
+    if (!reducible()) throw std::logic_error("composer: this metric has no sum_state(): it cannot be reduced over ranks");
+    return ops_->sum_state(object_.get()).to(at::kCPU, at::kDouble).reshape({-1});
+  }
+  /// Takes the sum over the ranks of `sum_state()`.
+  /// \throws std::logic_error for a metric that is not reducible.
+  void load_sum_state(const at::Tensor& state) {
+    if (!reducible()) throw std::logic_error("composer: this metric has no load_sum_state(): it cannot be reduced over ranks");
+    ops_->load_sum_state(object_.get(), state);
+  }
 
  private:
   // The operations of one metric type, on its object held as `void*` (one static table per type).
@@ -63,7 +87,23 @@ class AnyMetric {
     void (*update)(void* metric, const at::Tensor& outputs, const at::Tensor& targets);
     MetricValues (*compute)(const void* metric);
     void (*reset)(void* metric);
+    at::Tensor (*sum_state)(const void* metric);                     // null unless a ReducibleMetric
+    void (*load_sum_state)(void* metric, const at::Tensor& state);  // null unless a ReducibleMetric
   };
+  template <class M>
+  static constexpr auto sum_state_of() -> at::Tensor (*)(const void*) {
+    if constexpr (ReducibleMetric<M>)
+      return [](const void* metric) -> at::Tensor { return static_cast<const M*>(metric)->sum_state(); };
+    else
+      return nullptr;
+  }
+  template <class M>
+  static constexpr auto load_sum_state_of() -> void (*)(void*, const at::Tensor&) {
+    if constexpr (ReducibleMetric<M>)
+      return [](void* metric, const at::Tensor& state) { static_cast<M*>(metric)->load_sum_state(state); };
+    else
+      return nullptr;
+  }
   template <class M>
   static constexpr Operations operations_of{
       [](const void* metric) -> std::shared_ptr<void> { return std::make_shared<M>(*static_cast<const M*>(metric)); },
@@ -71,7 +111,8 @@ class AnyMetric {
         static_cast<M*>(metric)->update(outputs, targets);
       },
       [](const void* metric) { return MetricValues(static_cast<const M*>(metric)->compute()); },
-      [](void* metric) { static_cast<M*>(metric)->reset(); }};
+      [](void* metric) { static_cast<M*>(metric)->reset(); },
+      sum_state_of<M>(), load_sum_state_of<M>()};
 
   template <class M>
   static std::shared_ptr<void> make_object(M&& metric) {
@@ -135,6 +176,33 @@ class MetricCollection {
   /// Resets every metric.
   void reset() {
     for (auto& metric : metrics_) metric.reset();
+  }
+  /// Whether every metric's state can be summed over data-parallel ranks.
+  bool reducible() const noexcept {
+    for (const auto& metric : metrics_)
+      if (!metric.reducible()) return false;
+    return true;
+  }
+  /// Every metric's `sum_state()`, concatenated (float64, CPU).
+  at::Tensor sum_state() const {
+    std::vector<at::Tensor> states;
+    for (const auto& metric : metrics_) states.push_back(metric.sum_state());
+    return states.empty() ? at::zeros({0}, at::kDouble) : at::cat(states);
+  }
+  /// Gives each metric its part of `state`, a concatenation of the form `sum_state()` returns.
+  void load_sum_state(const at::Tensor& state) {
+    std::int64_t offset = 0;
+    for (auto& metric : metrics_) {
+      const std::int64_t size = metric.sum_state().numel();
+      if (offset + size > state.numel())
+        throw std::invalid_argument("composer: MetricCollection::load_sum_state got " + std::to_string(state.numel()) +
+                                    " values, fewer than its metrics' states hold");
+      metric.load_sum_state(state.narrow(0, offset, size));
+      offset += size;
+    }
+    if (offset != state.numel())
+      throw std::invalid_argument("composer: MetricCollection::load_sum_state got " + std::to_string(state.numel()) +
+                                  " values, its metrics' states hold " + std::to_string(offset));
   }
   /// The names of the values `compute()` reports (those of fresh copies of the metrics).
   std::vector<std::string> value_names() const {

@@ -122,6 +122,10 @@ inline constexpr const char timestamp[] = "timestamp";
 inline constexpr const char cpu_rng[] = "rng/cpu";
 /// The CUDA device's generator state (when trained on CUDA).
 inline constexpr const char cuda_rng[] = "rng/cuda";
+/// The number of ranks of the data-parallel run that saved the checkpoint (absent: one process).
+inline constexpr const char world_size[] = "rng/world_size";
+/// Prefix of each rank's CPU generator state in a data-parallel run, by rank (`rng/rank/<r>`).
+inline constexpr const char rank_cpu_rng[] = "rng/rank/";
 /// The seed of rank 0.
 inline constexpr const char rank_zero_seed[] = "rank_zero_seed";
 /// The fp16 loss scale.
@@ -315,8 +319,16 @@ inline Timestamp load_timestamp(torch::serialize::InputArchive& archive, const s
   }
 }
 
-/// The state of the default CPU random generator (and that of `device` when it is a CUDA device).
-inline void save_rng(torch::serialize::OutputArchive& archive, const c10::Device& device) {
+/// The state of the default CPU random generator (and that of `device` when it is a CUDA device); in a
+/// data-parallel run, also every rank's CPU generator state (`rank_cpu_states`, by rank, gathered from the ranks).
+inline void save_rng(torch::serialize::OutputArchive& archive, const c10::Device& device,
+                     const std::vector<at::Tensor>& rank_cpu_states = {}) {
+  if (!rank_cpu_states.empty()) {
+    archive.write(keys::world_size,
+                  at::tensor(std::vector<std::int64_t>{static_cast<std::int64_t>(rank_cpu_states.size())}));
+    for (std::size_t r = 0; r < rank_cpu_states.size(); ++r)
+      archive.write(keys::rank_cpu_rng + std::to_string(r), rank_cpu_states[r]);
+  }
   auto cpu = at::detail::getDefaultCPUGenerator();
   {
     std::lock_guard<std::mutex> lock(cpu.mutex());
@@ -329,11 +341,21 @@ inline void save_rng(torch::serialize::OutputArchive& archive, const c10::Device
   }
 }
 
-/// Restores the generators saved by `save_rng`.
-inline void load_rng(torch::serialize::InputArchive& archive, const c10::Device& device, const std::string& path) {
+/// The number of ranks of the run that saved the checkpoint in `archive` (1: a single process).
+inline std::int64_t saved_world_size(torch::serialize::InputArchive& archive) {
+  at::Tensor world;
+  return archive.try_read(keys::world_size, world) ? world.item<std::int64_t>() : 1;
+}
+
+/// Restores the generators saved by `save_rng`: in a data-parallel run, rank `rank`'s CPU generator.
+inline void load_rng(torch::serialize::InputArchive& archive, const c10::Device& device, const std::string& path,
+                     int rank = 0, int world_size = 1) {
   at::Tensor cpu_state;
-  if (!archive.try_read(keys::cpu_rng, cpu_state))
-    throw CheckpointError("composer: checkpoint '" + path + "' has no random generator state");
+  const bool found = world_size > 1 ? archive.try_read(keys::rank_cpu_rng + std::to_string(rank), cpu_state)
+                                    : archive.try_read(keys::cpu_rng, cpu_state);
+  if (!found)
+    throw CheckpointError("composer: checkpoint '" + path + "' has no random generator state" +
+                          (world_size > 1 ? " for rank " + std::to_string(rank) : std::string()));
   auto cpu = at::detail::getDefaultCPUGenerator();
   {
     std::lock_guard<std::mutex> lock(cpu.mutex());
@@ -440,6 +462,8 @@ struct TrainingParts {
   /// The batches per epoch of the trainer's training loader, when known: `load` refuses a checkpoint of a run whose
   /// loader had another number (another batch size, data set or subset).
   std::optional<std::int64_t> batches_per_epoch = std::nullopt;
+  /// In a data-parallel run, every rank's CPU generator state by rank, for `save` (gathered by the trainer).
+  std::vector<at::Tensor> rank_cpu_rng_states = {};
 };
 
 /// Writes `parts` and the state of every policy `policies` visits (with `for_each_policy`, in order; an
@@ -459,7 +483,7 @@ void save(const std::string& path, const TrainingParts& parts, const PolicyList&
   }
   archive.write(keys::base_learning_rates, at::tensor(parts.base_learning_rates, at::TensorOptions().dtype(at::kDouble)));
   save_timestamp(archive, keys::timestamp, state.timestamp);
-  save_rng(archive, state.device);
+  save_rng(archive, state.device, parts.rank_cpu_rng_states);
   archive.write(keys::rank_zero_seed,
                 at::tensor(std::vector<std::int64_t>{static_cast<std::int64_t>(state.rank_zero_seed)}));
   archive.write(keys::loss_scale,
@@ -530,6 +554,12 @@ void load(const std::string& path, const TrainingParts& parts, PolicyList& polic
     throw CheckpointError("composer: checkpoint '" + where + "' was saved with policies [" +
                           (names.isString() ? names.toStringRef() : std::string("?")) + "] but this trainer has [" +
                           parts.policy_names + "]");
+  // A data-parallel run resumes with the ranks it was saved by: each rank takes its own generator back, and the
+  // data shards and the global batch depend on the number of ranks.
+  if (const std::int64_t saved_world = saved_world_size(archive); saved_world != state.world_size)
+    throw CheckpointError("composer: checkpoint '" + where + "' was saved by a run of " + std::to_string(saved_world) +
+                          (saved_world == 1 ? " process" : " data-parallel ranks") + "; resume it with the same number "
+                          "(this run has " + std::to_string(state.world_size) + ")");
   const Timestamp timestamp = load_timestamp(archive, keys::timestamp, where);
   check_counters_match_name(path, timestamp);
   at::Tensor count, base_lrs, seed, scale;
@@ -647,7 +677,7 @@ void load(const std::string& path, const TrainingParts& parts, PolicyList& polic
   state.previous_timestamp = timestamp;
   state.rank_zero_seed = static_cast<std::uint64_t>(seed.item<std::int64_t>());
   parts.scaler.set_scale(scale.item<double>());
-  load_rng(archive, state.device, where);
+  load_rng(archive, state.device, where, state.rank, state.world_size);
 }
 
 }  // namespace checkpoint

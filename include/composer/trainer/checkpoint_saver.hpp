@@ -29,10 +29,17 @@ class CheckpointSaver {
   CheckpointSaver() = default;
   /// A saver into `folder` every `interval`, keeping `num_checkpoints_to_keep` (-1: all), for `rank`. Temporary
   /// files a killed run of `rank` left in the folder (`*-rank{R}.pt.tmp`, never complete) are removed: the folder
-  /// is this run's (the Trainer holds its lock).
-  CheckpointSaver(std::string folder, Time interval, int num_checkpoints_to_keep, std::int64_t rank = 0)
-      : folder_(std::move(folder)), interval_(interval), num_checkpoints_to_keep_(num_checkpoints_to_keep) {
-    if (!enabled() || !io::is_directory(folder_)) return;
+  /// is this run's (the Trainer holds its lock). With `writes` false (the ranks other than 0 of a data-parallel
+  /// run), the saver decides when to save and calls its save function at the same points, so that every rank takes
+  /// part in the checkpoint, but touches no file itself: rank 0 names, links and rotates the checkpoints.
+  CheckpointSaver(std::string folder, Time interval, int num_checkpoints_to_keep, std::int64_t rank = 0,
+                  bool writes = true)
+      : folder_(std::move(folder)),
+        interval_(interval),
+        num_checkpoints_to_keep_(num_checkpoints_to_keep),
+        rank_(rank),
+        writes_(writes) {
+    if (!enabled() || !writes_ || !io::is_directory(folder_)) return;
     const std::string suffix = "-rank" + std::to_string(rank) + ".pt.tmp";
     for (const auto& name : io::list_directory(folder_))
       if (name.size() > suffix.size() && name.ends_with(suffix)) {
@@ -116,7 +123,7 @@ class CheckpointSaver {
   /// `num_checkpoints_to_keep` rotates them away as the resumed run saves newer ones.
   void resumed_from(const std::string& path, std::int64_t batch, std::int64_t rank) {
     resumed_at(batch);
-    if (!enabled() || !io::same_file(io::parent_path(path).empty() ? "." : io::parent_path(path), folder_)) return;
+    if (!enabled() || !writes_ || !io::same_file(io::parent_path(path).empty() ? "." : io::parent_path(path), folder_)) return;
     saved_checkpoints_.clear();
     for (auto& checkpoint : checkpoints_in(folder_, rank))
       if (parse_checkpoint_file_name(io::file_name(checkpoint))->batch <= batch)
@@ -130,14 +137,15 @@ class CheckpointSaver {
   template <class Save>
   void save_now(const State& state, Save& save) {
     const std::string name =
-        checkpoint_file_name(state.timestamp.epoch().count(), state.timestamp.batch().count(), state.rank);
+        checkpoint_file_name(state.timestamp.epoch().count(), state.timestamp.batch().count(), rank_);
     const std::string path = io::join(folder_, name);
     save(path);
     last_saved_batch_ = state.timestamp.batch().count();
+    if (!writes_) return;
     saved_checkpoints_.erase(std::remove(saved_checkpoints_.begin(), saved_checkpoints_.end(), path),
                              saved_checkpoints_.end());
     saved_checkpoints_.push_back(path);
-    point_latest_at(name, state.rank);
+    point_latest_at(name, rank_);
     drop_oldest();
   }
 
@@ -166,6 +174,8 @@ class CheckpointSaver {
   std::string folder_;
   Time interval_ = Time::from_epoch(1);
   int num_checkpoints_to_keep_ = -1;
+  std::int64_t rank_ = 0;
+  bool writes_ = true;
   std::int64_t last_saved_batch_ = -1;
   std::vector<std::string> saved_checkpoints_;
 };

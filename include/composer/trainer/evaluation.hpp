@@ -15,6 +15,7 @@
 #include <composer/core/logger.hpp>
 #include <composer/core/state.hpp>
 #include <composer/data/any_loader.hpp>
+#include <composer/distributed/metric_reduction.hpp>
 #include <composer/trainer/active_loader.hpp>
 #include <composer/trainer/device_batch.hpp>
 #include <composer/trainer/evaluator_schedule.hpp>
@@ -32,10 +33,12 @@ inline at::Tensor forward_in_precision(State& state, const at::Tensor& inputs) {
 /// Evaluates the model with `evaluator` (on its data loader, at most its `subset_num_batches` batches), firing
 /// `EVAL_START` (with its loader active under its label), the `EVAL_BATCH_*` and `EVAL_*_FORWARD` events per batch,
 /// then storing its metrics in `state.eval_metric_values[label]`, logging them (`metrics/<label>/<name>`) and firing
-/// `EVAL_END`; returns the metrics. Composer counterpart: `Trainer._eval_loop`.
+/// `EVAL_END`; returns the metrics. In a data-parallel run (`group`), each rank evaluates its shard and the metrics
+/// are those of every rank's samples (`dist::compute_over_ranks`). Composer counterpart: `Trainer._eval_loop`.
 /// \throws std::runtime_error when the loader yields no batch.
 template <class Engine>
-MetricValues run_evaluation(Engine& engine, State& state, ScheduledEvaluator& evaluator) {
+MetricValues run_evaluation(Engine& engine, State& state, ScheduledEvaluator& evaluator,
+                            const dist::ProcessGroup* group = nullptr) {
   const bool was_training = state.model->is_training();
   const Batch train_batch = state.batch;
   auto previous = swap_active_loader(state, evaluator.dataloader, evaluator.label, evaluator.subset_num_batches);
@@ -63,7 +66,8 @@ MetricValues run_evaluation(Engine& engine, State& state, ScheduledEvaluator& ev
   }
   if (batches == 0)
     throw std::runtime_error("composer: the data loader of evaluator '" + evaluator.label + "' yielded no batch");
-  MetricValues values = evaluator.keep_selected(evaluator.metrics.compute());
+  MetricValues values = evaluator.keep_selected(
+      dist::compute_over_ranks(evaluator.metrics, group, "evaluator '" + evaluator.label + "'"));
   state.eval_metric_values[evaluator.label] = values;
   Metrics logged;
   for (const auto& [name, value] : values) logged["metrics/" + evaluator.label + "/" + name] = value;

@@ -9,7 +9,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <algorithm>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -22,6 +25,9 @@
 #include <composer/core/state.hpp>
 #include <composer/core/timestamp.hpp>
 #include <composer/data/any_loader.hpp>
+#include <composer/distributed/gradient_sync.hpp>
+#include <composer/distributed/metric_reduction.hpp>
+#include <composer/distributed/process_group.hpp>
 #include <composer/io/folder_lock.hpp>
 #include <composer/loggers/metrics_file.hpp>
 #include <composer/loggers/progress_bar.hpp>
@@ -48,7 +54,8 @@ inline namespace COMPOSER_FUSION_ABI_NAMESPACE {
 /// and runs Composer's loop, firing every event in Composer's order:
 /// `fit()` with `max_duration` in any unit, gradient accumulation over microbatches, optimizer closures,
 /// learning-rate schedules in time units, evaluation at intervals, checkpoints saved atomically and resumed
-/// exactly, seeding, mixed precision on CUDA. Composer counterpart: `composer.Trainer`.
+/// exactly, seeding, mixed precision on CUDA, and data-parallel training over c10d when started by a launcher
+/// (README, "Beyond one machine"). Composer counterpart: `composer.Trainer`.
 template <class... Policies>
 class Trainer {
  public:
@@ -64,21 +71,28 @@ class Trainer {
   /// A trainer with the given policy objects (in the order of `Policies`).
   Trainer(Model model, TrainerOptions options, Policies... policies)
       : options_(std::move(options)),
-        // Taken before anything is written (the metrics file opens with the engine): one run per folder.
-        save_folder_lock_(options_.save_folder, ".composer-rank0.lock"),
-        state_(prepare_state(std::move(model), options_)),
-        engine_(state_, std::move(policies)..., loggers::ProgressBar(loggers::ProgressBarOptions{.enabled = options_.progress_bar}),
-                make_metrics_file(options_)),
+        group_(options_.process_group ? options_.process_group : dist::default_group()),
+        // Taken before anything is written (the metrics file opens with the engine): one run per folder. In a
+        // data-parallel run, rank 0 alone writes checkpoints, progress and metrics.
+        save_folder_lock_(is_rank_zero() ? options_.save_folder : std::string(), ".composer-rank0.lock"),
+        state_(prepare_state(std::move(model), options_, group_.get())),
+        engine_(state_, std::move(policies)...,
+                loggers::ProgressBar(loggers::ProgressBarOptions{.enabled = options_.progress_bar && is_rank_zero()}),
+                is_rank_zero() ? make_metrics_file(options_) : loggers::MetricsFile()),
         base_learning_rates_(base_learning_rates(state_.optimizers)),
         scaler_(state_.precision == Precision::amp_fp16),
-        saver_(options_.save_folder, options_.save_interval, options_.save_num_checkpoints_to_keep),
+        saver_(options_.save_folder, options_.save_interval, options_.save_num_checkpoints_to_keep, 0, is_rank_zero()),
         train_subset_num_batches_(options_.train_subset_num_batches),
         evaluators_(schedule_evaluators(options_)),
         train_metrics_(options_.train_metrics) {
+    if (group_) prepare_data_parallel();
     engine_.template run<Event::INIT>();
     engine_.template run<Event::BEFORE_LOAD>();
-    if (const auto to_load = checkpoint_to_load(options_, state_.rank))
+    // Every rank loads rank 0's checkpoint: in a data-parallel run only rank 0 writes them.
+    if (const auto to_load = checkpoint_to_load(options_, 0))
       to_load->weights_only ? load_weights(to_load->path) : load_checkpoint(to_load->path);
+    // All ranks start from rank 0's model, as DistributedDataParallel makes them.
+    if (group_) dist::broadcast_from_rank_zero(*group_, model_tensors());
     engine_.template run<Event::AFTER_LOAD>();
   }
 
@@ -109,6 +123,7 @@ class Trainer {
                                                            state_, start);
     if (fit_options.train_dataloader) {
       options_.train_dataloader = std::move(fit_options.train_dataloader);
+      if (group_) shard(options_.train_dataloader, "training");
       check_resumed_batch_size_ = false;  // new data: a new batch size is the caller's choice
     }
     if (fit_options.train_subset_num_batches) train_subset_num_batches_ = *fit_options.train_subset_num_batches;
@@ -168,8 +183,9 @@ class Trainer {
   /// \throws std::invalid_argument for an evaluator the constructor would refuse.
   MetricValues eval(const Evaluator& evaluator) {
     ScheduledEvaluator scheduled = schedule_evaluator(evaluator, options_);
+    if (group_) shard(scheduled.dataloader, "evaluator '" + scheduled.label + "'");
     engine_.template run<Event::EVAL_STANDALONE_START>();
-    MetricValues values = run_evaluation(engine_, state_, scheduled);
+    MetricValues values = run_evaluation(engine_, state_, scheduled, group_.get());
     engine_.template run<Event::EVAL_STANDALONE_END>();
     return values;
   }
@@ -184,12 +200,27 @@ class Trainer {
   /// Writes a checkpoint holding the model, optimizers (with each parameter group's hyperparameters, the current
   /// learning rate among them), learning-rate bases, timestamp, random generator states, loss scale, the last loss
   /// and every policy's own state, atomically; with `weights_only`, the model's parameters and buffers only (load
-  /// those with `load_weights`). Composer counterpart: `Trainer.save_checkpoint(name, weights_only)`.
+  /// those with `load_weights`). In a data-parallel run every rank calls it: rank 0 writes the file, with every
+  /// rank's random generator state, and the others wait until it is written. Composer counterpart:
+  /// `Trainer.save_checkpoint(name, weights_only)`.
   void save_checkpoint(const std::string& path, bool weights_only = false) {
-    if (weights_only)
-      checkpoint::save_weights(path, state_.model.module());
-    else
-      checkpoint::save(path, checkpoint_parts(), engine_);
+    checkpoint::TrainingParts parts = checkpoint_parts();
+    if (group_ && !weights_only) {
+      auto generator = at::detail::getDefaultCPUGenerator();
+      at::Tensor own_state;
+      {
+        std::lock_guard<std::mutex> lock(generator.mutex());
+        own_state = generator.get_state();
+      }
+      parts.rank_cpu_rng_states = group_->all_gather(own_state, "gather of the ranks' random generators");
+    }
+    if (is_rank_zero()) {
+      if (weights_only)
+        checkpoint::save_weights(path, state_.model.module());
+      else
+        checkpoint::save(path, parts, engine_);
+    }
+    if (group_) group_->barrier("wait for rank 0 to write checkpoint '" + path + "'");
   }
 
   /// Restores a checkpoint written by `save_checkpoint` so that training continues exactly where it stopped: the
@@ -208,7 +239,7 @@ class Trainer {
     // saved; the others, due at the end of the run, may not have.
     for (auto& evaluator : evaluators_)
       evaluator.last_eval_batch = evaluated_before_saving(evaluator.interval, now) ? now.batch().count() : -1;
-    saver_.resumed_from(path, now.batch().count(), state_.rank);
+    saver_.resumed_from(path, now.batch().count(), 0);
     resumed_finished_ = state_.max_duration() && now >= *state_.max_duration();
     check_resumed_batch_size_ = !options_.load_allow_changed_settings && state_.train_batch_size.has_value();
   }
@@ -253,8 +284,62 @@ class Trainer {
   /// The checkpoints in `save_folder` this run keeps and rotates, oldest first: those it wrote, and after a resume
   /// from that folder the run's earlier ones up to the resumed batch.
   const std::vector<std::string>& saved_checkpoints() const noexcept { return saver_.saved_checkpoints(); }
+  /// The data-parallel group this trainer trains in; null in a single process.
+  const dist::ProcessGroup* process_group() const noexcept { return group_.get(); }
+  /// Seconds this rank has waited for the gradient all-reduces after its backward passes: the communication the
+  /// backward pass did not hide (0 in a single process).
+  double gradient_wait_seconds() const noexcept { return sync_ ? sync_->wait_seconds() + earlier_wait_seconds_ : earlier_wait_seconds_; }
 
  private:
+  bool is_rank_zero() const noexcept { return !group_ || group_->rank() == 0; }
+
+  // A data-parallel run: every loader sharded (or left to the user), every metric reducible over the ranks.
+  void prepare_data_parallel() {
+    if (options_.train_dataloader) shard(options_.train_dataloader, "training");
+    for (auto& evaluator : evaluators_) {
+      shard(evaluator.dataloader, "evaluator '" + evaluator.label + "'");
+      if (!evaluator.metrics.reducible())
+        throw std::invalid_argument("composer: the metrics of evaluator '" + evaluator.label + "' cannot be reduced over " +
+                                    std::to_string(group_->world_size()) + " ranks: each metric needs sum_state() and "
+                                    "load_sum_state() (metrics::ReducibleMetric)");
+    }
+    if (!train_metrics_.reducible())
+      throw std::invalid_argument("composer: the training metrics cannot be reduced over " +
+                                  std::to_string(group_->world_size()) + " ranks: each metric needs sum_state() and "
+                                  "load_sum_state() (metrics::ReducibleMetric)");
+  }
+
+  // Gives `loader` this rank's shard through its hook, unless the user shards the loaders.
+  void shard(data::AnyLoader& loader, const std::string& what) {
+    if (!options_.shard_loaders || !loader) return;
+    if (!loader.shard(group_->world_size(), group_->rank()))
+      throw std::invalid_argument("composer: the " + what + " data loader cannot be sharded among " +
+                                  std::to_string(group_->world_size()) + " ranks: it has no set_shard(num_replicas, rank); "
+                                  "shard it yourself (a distributed sampler) and set TrainerOptions::shard_loaders = false");
+  }
+
+  // The model's parameters and buffers.
+  std::vector<at::Tensor> model_tensors() const {
+    std::vector<at::Tensor> tensors;
+    for (const auto& p : state_.model.module().parameters()) tensors.push_back(p);
+    for (const auto& b : state_.model.module().buffers()) tensors.push_back(b);
+    return tensors;
+  }
+
+  // The gradient synchronizer for the optimizers' current parameters (a new one after surgery or freezing).
+  dist::GradientSynchronizer& synchronizer() {
+    std::vector<at::Tensor> parameters;
+    for (const auto& p : all_parameters())
+      if (std::none_of(parameters.begin(), parameters.end(), [&](const at::Tensor& q) { return q.is_same(p); }))
+        parameters.push_back(p);
+    if (!sync_ || !sync_->serves(parameters)) {
+      if (sync_) earlier_wait_seconds_ += sync_->wait_seconds();
+      sync_.reset();
+      sync_ = std::make_unique<dist::GradientSynchronizer>(group_, std::move(parameters));
+    }
+    return *sync_;
+  }
+
   // The parts of this trainer a checkpoint holds, besides its policies.
   checkpoint::TrainingParts checkpoint_parts() {
     return {state_,
@@ -331,11 +416,13 @@ class Trainer {
       fused_inputs_.template run<Event::AFTER_DATALOADER>(engine_, state_);
       engine_.template run<Event::BATCH_START>();
       apply_schedulers(state_, base_learning_rates_, options_.step_schedulers_every_batch, options_.scale_schedule_ratio);
+      local_samples_ = samples;
       const double loss = train_batch();
       compute_train_metrics();
       const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
       state_.previous_timestamp = state_.timestamp;
-      state_.timestamp = state_.timestamp.to_next_batch(samples, 0, took);
+      // A batch is the global batch: its samples are those of every rank, as Composer counts them.
+      state_.timestamp = state_.timestamp.to_next_batch(group_ ? global_samples_ : samples, 0, took);
       log_batch(loss);
       engine_.template run<Event::BATCH_END>();
       evaluate_due([&](const ScheduledEvaluator& evaluator) { return interval_crossed(evaluator.interval, TimeUnit::BATCH); });
@@ -395,7 +482,7 @@ class Trainer {
     const std::int64_t size = state_.device_train_microbatch_size.value_or(n);
     at::Tensor total;
     if (size >= n) {
-      total = train_microbatch(full, 1.0, update_train_metrics);
+      total = train_microbatch(full, 1.0, update_train_metrics, true, 0.0);
     } else {
       const auto inputs = full.inputs.split(size);
       const auto targets = full.targets.split(size);
@@ -406,13 +493,16 @@ class Trainer {
         // Each microbatch's mean loss is weighted by its share of the batch, so the accumulated gradient is
         // that of the whole batch's mean loss.
         const double share = static_cast<double>(inputs[i].size(0)) / static_cast<double>(n);
-        at::Tensor part = train_microbatch(Batch{inputs[i], targets[i]}, share, update_train_metrics);
+        const bool last = i + 1 == inputs.size();
+        const double loss_before = group_ && last && total.defined() ? total.item<double>() : 0.0;
+        at::Tensor part = train_microbatch(Batch{inputs[i], targets[i]}, share, update_train_metrics, last, loss_before);
         total = total.defined() ? total + part : part;
       }
     }
     state_.batch = full;
     train_metrics_updated_ = train_metrics_updated_ || update_train_metrics;
-    last_loss_ = total.item<double>();
+    // In a data-parallel run, the loss logged and checked is the mean over the ranks (reduced with the gradients).
+    last_loss_ = group_ ? reduced_loss_ : total.item<double>();
     check_finite_loss(last_loss_, state_.timestamp);
     finite_gradients_ = !scaler_.enabled() || scaler_.unscale(all_parameters());
     engine_.template run<Event::AFTER_TRAIN_BATCH>();
@@ -421,8 +511,11 @@ class Trainer {
 
   // BEFORE_FORWARD … AFTER_BACKWARD on one microbatch; returns its loss times `share`, detached. With
   // `update_train_metrics`, the training metrics take the outputs against the targets as they were before
-  // BEFORE_FORWARD (a copy, as Composer's deep copy of the microbatch).
-  at::Tensor train_microbatch(const Batch& microbatch, double share, bool update_train_metrics) {
+  // BEFORE_FORWARD (a copy, as Composer's deep copy of the microbatch). In a data-parallel run, the backward pass of
+  // the `last` microbatch reduces the gradients (the earlier ones accumulate locally, as under DDP's `no_sync`), with
+  // the batch's loss (`loss_before` plus this microbatch's) and samples, before AFTER_BACKWARD.
+  at::Tensor train_microbatch(const Batch& microbatch, double share, bool update_train_metrics, bool last,
+                              double loss_before) {
     state_.batch = to_device(microbatch, state_.device);
     const at::Tensor metric_targets = update_train_metrics ? state_.batch.targets.clone() : at::Tensor();
     fused_inputs_.template run<Event::BEFORE_FORWARD>(engine_, state_);
@@ -436,7 +529,17 @@ class Trainer {
     engine_.template run<Event::AFTER_LOSS>();
     engine_.template run<Event::BEFORE_BACKWARD>();
     const at::Tensor scaled = share == 1.0 ? state_.loss : state_.loss * share;
-    scaler_.scale_loss(scaled).backward();
+    if (group_ && last) {
+      dist::GradientSynchronizer& sync = synchronizer();
+      const double batch_loss = loss_before + scaled.item<double>();
+      sync.arm();
+      scaler_.scale_loss(scaled).backward();
+      const std::vector<double> sums = sync.finish({batch_loss, static_cast<double>(local_samples_)});
+      reduced_loss_ = sums[0] / group_->world_size();
+      global_samples_ = static_cast<std::int64_t>(sums[1]);
+    } else {
+      scaler_.scale_loss(scaled).backward();
+    }
     engine_.template run<Event::AFTER_BACKWARD>();
     if (update_train_metrics) train_metrics_.update(state_.outputs.detach(), metric_targets);
     return scaled.detach();
@@ -465,7 +568,7 @@ class Trainer {
   // The training metrics over the epoch so far, after a batch: stored under "train" (logged with the batch).
   void compute_train_metrics() {
     if (train_metrics_.empty() || !train_metrics_updated_) return;
-    state_.train_metric_values["train"] = train_metrics_.compute();
+    state_.train_metric_values["train"] = dist::compute_over_ranks(train_metrics_, group_.get(), "training");
     train_metrics_updated_ = false;
   }
 
@@ -482,7 +585,7 @@ class Trainer {
   }
 
   MetricValues run_evaluator(ScheduledEvaluator& evaluator) {
-    MetricValues values = run_evaluation(engine_, state_, evaluator);
+    MetricValues values = run_evaluation(engine_, state_, evaluator, group_.get());
     evaluator.last_eval_batch = state_.timestamp.batch().count();
     return values;
   }
@@ -494,6 +597,8 @@ class Trainer {
   }
 
   TrainerOptions options_;
+  // The data-parallel group (null: a single process).
+  std::shared_ptr<dist::ProcessGroup> group_;
   io::FolderLock save_folder_lock_;
   State state_;
   engine_type engine_;
@@ -514,6 +619,13 @@ class Trainer {
   bool resumed_finished_ = false;
   // Loaded from a checkpoint: the first batch's size is checked against the run's.
   bool check_resumed_batch_size_ = false;
+  // Data-parallel training: the gradient synchronizer, this rank's samples in the current batch, and the batch's
+  // loss (mean over the ranks) and samples (all ranks') reduced with its gradients.
+  std::unique_ptr<dist::GradientSynchronizer> sync_;
+  double earlier_wait_seconds_ = 0.0;
+  std::int64_t local_samples_ = 0;
+  double reduced_loss_ = 0.0;
+  std::int64_t global_samples_ = 0;
 };
 
 }  // namespace COMPOSER_FUSION_ABI_NAMESPACE

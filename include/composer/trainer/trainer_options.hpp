@@ -18,6 +18,7 @@
 #include <composer/core/state.hpp>
 #include <composer/core/time.hpp>
 #include <composer/data/any_loader.hpp>
+#include <composer/distributed/process_group.hpp>
 #include <composer/metrics/classification.hpp>
 #include <composer/metrics/metric.hpp>
 #include <composer/trainer/evaluator.hpp>
@@ -123,6 +124,16 @@ struct TrainerOptions {
   /// File receiving every logged metric (`.csv` or `.jsonl`); empty writes none. Composer counterpart:
   /// `FileLogger`.
   std::string metrics_file;
+  /// The data-parallel group this Trainer trains in (`dist::ProcessGroup::create`); null takes the process's default
+  /// group, made from the launcher's variables (`WORLD_SIZE`, `RANK`, `MASTER_ADDR`, `MASTER_PORT`) when they are
+  /// set, and otherwise trains in this process alone. Composer counterpart: the process group Composer initializes
+  /// from the same variables.
+  std::shared_ptr<dist::ProcessGroup> process_group;
+  /// In a data-parallel run, give every loader (training and evaluation) its rank's shard through its
+  /// `set_shard(num_replicas, rank)` hook (`data::AnyLoader::shard`); a loader without the hook is then an error.
+  /// False leaves the loaders as they are: the user has sharded them (a `torch::data` distributed sampler).
+  /// Composer counterpart: the `DistributedSampler` a Composer user gives each `DataLoader`.
+  bool shard_loaders = true;
 
   /// `max_duration` stretched by `scale_schedule_ratio` (unset when `max_duration` is). Composer counterpart:
   /// the duration scaling of `scale_schedule_ratio`.

@@ -8,14 +8,17 @@
 
 #include <cstdint>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <composer/core/model.hpp>
 #include <composer/core/state.hpp>
 #include <composer/core/time.hpp>
 #include <composer/core/timestamp.hpp>
+#include <composer/distributed/process_group.hpp>
 #include <composer/loggers/metrics_file.hpp>
 #include <composer/trainer/checkpoint_saver.hpp>
 #include <composer/trainer/seeding.hpp>
@@ -26,12 +29,26 @@ namespace composer {
 /// The training state for `model` as `options` describe it (after `options.validate()`): generators seeded, the
 /// model on `options.device`, optimizers, schedules, precision, microbatching, run name and the scaled
 /// `max_duration`. \throws std::invalid_argument for an empty model or an option that cannot work.
-inline State prepare_state(Model model, const TrainerOptions& options) {
+/// In a data-parallel run (`group`), rank r seeds with `rank_zero_seed + r`, rank 0's seed (drawn there when
+/// `options.seed` is unset) being broadcast to the others, as Composer does.
+inline State prepare_state(Model model, const TrainerOptions& options, const dist::ProcessGroup* group = nullptr) {
   if (!model) throw std::invalid_argument("composer: the Trainer needs a model");
   options.validate();
-  const std::uint64_t seed = seed_everything(options.seed, options.device, options.deterministic_mode);
+  std::optional<std::uint64_t> rank_zero_seed = options.seed;
+  if (group && !rank_zero_seed) {
+    const at::Tensor drawn = at::tensor(std::vector<std::int64_t>{
+        static_cast<std::int64_t>(std::random_device{}() & 0x7fffffffu)});
+    group->broadcast(drawn, 0, "broadcast of rank 0's seed");
+    rank_zero_seed = static_cast<std::uint64_t>(drawn.item<std::int64_t>());
+  }
+  const int rank = group ? group->rank() : 0;
+  const std::optional<std::uint64_t> own_seed =
+      rank_zero_seed ? std::optional<std::uint64_t>(*rank_zero_seed + static_cast<std::uint64_t>(rank)) : std::nullopt;
+  const std::uint64_t seed = seed_everything(own_seed, options.device, options.deterministic_mode);
   model->to(options.device);
-  State state(std::move(model), std::nullopt, seed);
+  State state(std::move(model), std::nullopt, seed - static_cast<std::uint64_t>(rank));
+  state.rank = rank;
+  state.world_size = group ? group->world_size() : 1;
   state.optimizers = options.optimizers;
   state.schedulers = options.schedulers;
   state.precision = options.precision;
