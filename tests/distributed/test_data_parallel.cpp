@@ -5,7 +5,9 @@
 #include <doctest/doctest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -116,6 +118,68 @@ TEST_CASE("one data-parallel step equals one process stepping on the global batc
   }
 }
 
+// Scales the gradients of `parameters` by min(1, threshold / (‖g‖ + 1e-6)) (clip_grad_norm_, written out).
+void clip_by_norm(const std::vector<torch::Tensor>& parameters, double threshold) {
+  double squares = 0.0;
+  for (const auto& p : parameters) squares += p.grad().pow(2).sum().item<double>();
+  const double coefficient = std::min(1.0, threshold / (std::sqrt(squares) + 1e-6));
+  for (const auto& p : parameters) p.grad().mul_(coefficient);
+}
+
+TEST_CASE("GradientClipping and SAM's two passes act on the gradients averaged over the ranks") {
+  const auto g = group();
+  const std::int64_t world = g->world_size(), per_rank = 6;
+  const auto [x, y] = data(world * per_rank, 61);
+  const double rho = 0.5, threshold = 0.05, lr = 0.1;
+
+  // The reference, one process on the global batch: SAM (Foret et al. 2021) around SGD, each pass's gradients
+  // clipped to a global norm of `threshold`: g1 at w, e = rho g1 / |g1|, g2 at w + e, then w <- w - lr g2.
+  auto reference = make_net();
+  const auto parameters = reference->parameters();
+  auto pass = [&] {
+    for (auto& p : parameters) p.mutable_grad() = torch::Tensor();
+    torch::nn::functional::cross_entropy(reference->forward(x), y).backward();
+    clip_by_norm(parameters, threshold);
+  };
+  pass();
+  std::vector<torch::Tensor> ascent;
+  {
+    torch::NoGradGuard no_grad;
+    double squares = 0.0;
+    for (const auto& p : parameters) squares += p.grad().pow(2).sum().item<double>();
+    for (auto& p : parameters) {
+      ascent.push_back(p.grad() * (rho / (std::sqrt(squares) + 1e-12)));
+      p.add_(ascent.back());
+    }
+  }
+  pass();
+  {
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < parameters.size(); ++i) parameters[i].sub_(ascent[i]).sub_(parameters[i].grad() * lr);
+  }
+
+  auto net = make_net();
+  composer::TrainerOptions options;
+  options.train_dataloader = composer::data::TensorLoader(x, y, per_rank);
+  options.max_duration = Time::from_batch(1);
+  options.optimizers = {std::make_shared<torch::optim::SGD>(net->parameters(), torch::optim::SGDOptions(lr))};
+  options.progress_bar = false;
+  options.seed = 17;
+  composer::Trainer<composer::algorithms::SAM, composer::algorithms::GradientClipping, composer::algorithms::EMA>
+      trainer(composer::Model(net), std::move(options), composer::algorithms::SAM(rho),
+              composer::algorithms::GradientClipping("norm", threshold),
+              composer::algorithms::EMA(composer::algorithms::EMAOptions{.half_life = Time::from_batch(2)}));
+  trainer.fit();
+  const auto mine = parameters_of(net);
+  const auto expected = parameters_of(reference);
+  for (std::size_t i = 0; i < mine.size(); ++i) CHECK(torch::allclose(mine[i], expected[i], 1e-5, 1e-6));
+  CHECK(identical_on_every_rank(*g, mine));
+  // EMA's average follows the synchronised weights: the same on every rank.
+  auto ema_net = make_net();
+  trainer.get<composer::algorithms::EMA>().get_ema_model(*ema_net);
+  CHECK(identical_on_every_rank(*g, parameters_of(ema_net)));
+}
+
 TEST_CASE("a short data-parallel run trains and evaluates as one process on the same global batches") {
   const auto g = group();
   const std::int64_t world = g->world_size(), per_rank = 4, batches = 6, epochs = 2;
@@ -189,6 +253,15 @@ TEST_CASE("a data-parallel checkpoint resumes bit-identically, each rank taking 
   const auto b = parameters_of(resumed_net);
   for (std::size_t i = 0; i < a.size(); ++i) CHECK(torch::equal(a[i], b[i]));
   CHECK(identical_on_every_rank(*g, b));
+
+  // Ranks that load different checkpoints are refused before they train out of step.
+  auto astray_net = make_net(/*dropout=*/true);
+  auto astray = options_for(shuffled(), astray_net, 0.05, Time::from_batch(8));
+  const auto saved = composer::CheckpointSaver::checkpoints_in(folder, 0);  // ba3, ba6, ba8
+  REQUIRE(saved.size() == 3);
+  astray.load_path = g->rank() == 0 ? saved.front() : saved.back();
+  CHECK_THROWS_WITH_AS(composer::Trainer<>(composer::Model(astray_net), std::move(astray)),
+                       doctest::Contains("every rank must load the same checkpoint"), dist::DistributedError);
   g->barrier("test end");
   if (g->rank() == 0) io::remove_all(folder);
 }

@@ -91,8 +91,11 @@ class Trainer {
     // Every rank loads rank 0's checkpoint: in a data-parallel run only rank 0 writes them.
     if (const auto to_load = checkpoint_to_load(options_, 0))
       to_load->weights_only ? load_weights(to_load->path) : load_checkpoint(to_load->path);
-    // All ranks start from rank 0's model, as DistributedDataParallel makes them.
-    if (group_) dist::broadcast_from_rank_zero(*group_, model_tensors());
+    if (group_) {
+      check_ranks_resumed_together();
+      // All ranks start from rank 0's model, as DistributedDataParallel makes them.
+      dist::broadcast_from_rank_zero(*group_, model_tensors());
+    }
     engine_.template run<Event::AFTER_LOAD>();
   }
 
@@ -307,6 +310,19 @@ class Trainer {
       throw std::invalid_argument("composer: the training metrics cannot be reduced over " +
                                   std::to_string(group_->world_size()) + " ranks: each metric needs sum_state() and "
                                   "load_sum_state() (metrics::ReducibleMetric)");
+  }
+
+  // Every rank must start at the same point: a rank that found another checkpoint (or none) would train out of step.
+  void check_ranks_resumed_together() const {
+    const std::int64_t mine = state_.timestamp.batch().count();
+    const auto all = group_->all_gather(at::tensor(std::vector<std::int64_t>{mine}),
+                                        "comparison of the ranks' starting points");
+    for (std::size_t r = 0; r < all.size(); ++r)
+      if (const std::int64_t theirs = all[r].item<std::int64_t>(); theirs != mine)
+        throw dist::DistributedError("composer: rank " + std::to_string(group_->rank()) + " starts at batch " +
+                                     std::to_string(mine) + " but rank " + std::to_string(r) + " at batch " +
+                                     std::to_string(theirs) + "; every rank must load the same checkpoint (a "
+                                     "load_path or save_folder that all ranks see, on a shared file system)");
   }
 
   // Gives `loader` this rank's shard through its hook, unless the user shards the loaders.
