@@ -7,7 +7,8 @@
 #   build      everything (ninja, one job per core; ccache when installed)
 #   tests      every suite through ctest: the CPU suites against this LibTorch, cuda_tests (the fused kernel against
 #              eager ATen), cuda_trainer_tests (the Trainer and every method on CUDA, checkpoints between CUDA and the
-#              CPU) and each preset of the main job for a few batches on CUDA
+#              CPU), each preset of the main job for a few batches on CUDA, the data-parallel runs (Gloo over loopback)
+#              and, when python3's torch brings NCCL's headers, NCCL on one GPU (distributed.nccl_one_gpu)
 #   main job   examples/fashion_mnist_cuda (the example compiled by nvcc) --device cuda --precision amp_bf16
 #              --preset regularized for 3 epochs on the real data, four times: the fused pass on and off (--no-fuse),
 #              uint8 and float32 training batches (--inputs), batches pinned (--pin-memory); alongside the tests
@@ -227,6 +228,10 @@ if [[ ${nvcc_version%%.*} != "${torch_cuda%%.*}" && $torch_cuda != "?" ]]; then
   say "warning: nvcc $nvcc_version and PyTorch's CUDA $torch_cuda differ in their major version"
 fi
 
+# NCCL's headers, from the nvidia-nccl wheel PyPI's torch depends on: the NCCL test (distributed.nccl_one_gpu).
+nccl_include=$(python3 -c 'import os, nvidia.nccl as n; print(os.path.join(list(n.__path__)[0], "include"))' 2>/dev/null || true)
+[[ -n $nccl_include && -s $nccl_include/nccl.h ]] || nccl_include=""
+
 # ---- configure -------------------------------------------------------------------------------------------------
 configured=0
 if wants configure; then
@@ -235,7 +240,8 @@ if wants configure; then
   timed "$t" "$out_dir/configure.txt" cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCOMPOSER_BUILD_CUDA=ON -DCOMPOSER_BUILD_TESTS=ON -DCOMPOSER_BUILD_BENCHMARKS=ON -DCOMPOSER_BUILD_EXAMPLES=ON \
     -DCMAKE_PREFIX_PATH="$prefix_path" -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" \
-    ${data_dir:+-DCOMPOSER_FASHION_MNIST_DIR="$data_dir"} "${launcher[@]}" "${extra_args[@]}"
+    ${data_dir:+-DCOMPOSER_FASHION_MNIST_DIR="$data_dir"} ${nccl_include:+-DCOMPOSER_NCCL_INCLUDE="$nccl_include"} \
+    "${launcher[@]}" "${extra_args[@]}"
   note=""
   if ((rc != 0)); then
     note="see configure.txt: $(grep -m 1 -E 'CMake Error|error' "$out_dir/configure.txt" | cut -c1-200)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything, and runs the whole test suite through ctest, twice:
 #   1. against Debian's LibTorch 1.13 in build/, with the checks that the public headers compile against LibTorch 2.x
-#      with g++ and nvcc;
+#      with g++ and nvcc, and the data-parallel code with NCCL (headers from scripts/nccl_headers.sh);
 #   2. against PyPI's LibTorch 2.11 in build-torch2/: the CPU libraries of its wheel (fetched once by
 #      scripts/torch2_wheel.sh, linked by cmake/TorchWheelCpu.cmake), the tests and the examples built and run again.
 # Fails if either run fails.
@@ -34,7 +34,7 @@ torch2_root=
 torch2_args=()
 if [[ ${COMPOSER_SKIP_TORCH2_CHECK:-0} != 1 ]]; then
   torch2_root=$(bash "$composer_root/scripts/torch2_wheel.sh")
-  torch2_args=(-DCOMPOSER_TORCH2_ROOT="$torch2_root")
+  torch2_args=(-DCOMPOSER_TORCH2_ROOT="$torch2_root" -DCOMPOSER_NCCL_INCLUDE="$(bash "$composer_root/scripts/nccl_headers.sh")")
 fi
 
 failed=()

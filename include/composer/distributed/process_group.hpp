@@ -1,7 +1,8 @@
 #pragma once
 /// \file
 /// A data-parallel process group on c10d, the engine under `torch.distributed`: the ranks meet at a `TCPStore`
-/// (rank 0 serves it at `MASTER_ADDR:MASTER_PORT`) and talk through `ProcessGroupGloo`, with a timeout on every
+/// (rank 0 serves it at `MASTER_ADDR:MASTER_PORT`) and talk through `ProcessGroupGloo` (or, for CUDA devices in a
+/// translation unit compiled with `COMPOSER_WITH_NCCL` against a CUDA LibTorch, `ProcessGroupNCCL`), with a timeout on every
 /// collective so that a rank that died or hangs makes the others fail with a `DistributedError` instead of
 /// waiting forever. Composer counterpart: `composer.utils.dist` (`initialize_dist`, `all_reduce`, `broadcast`,
 /// `all_gather`, `barrier`).
@@ -14,6 +15,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -25,8 +27,17 @@
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO
 #endif
+#include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+// NCCL for CUDA devices: define COMPOSER_WITH_NCCL (and give the compiler NCCL's and CUDA's headers) in translation
+// units built against a LibTorch with CUDA; the c10d header declares its NCCL process group only under USE_C10D_NCCL.
+#if defined(COMPOSER_WITH_NCCL)
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 namespace composer::dist {
 
@@ -37,6 +48,22 @@ class DistributedError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+/// The c10d backend a group talks through. Composer counterpart: `dist.initialize_dist`'s backend choice ("gloo" on
+/// CPU, "nccl" on CUDA).
+enum class Backend {
+  automatic,  ///< NCCL for a CUDA device when compiled with `COMPOSER_WITH_NCCL`, Gloo otherwise
+  gloo,       ///< Gloo: CPU tensors (and CUDA tensors, through the host)
+  nccl,       ///< NCCL: CUDA tensors on `cuda:local_rank`; other tensors are staged there
+};
+
+/// Whether this translation unit was compiled with NCCL (`COMPOSER_WITH_NCCL`).
+inline constexpr bool nccl_compiled_in =
+#if defined(COMPOSER_WITH_NCCL)
+    true;
+#else
+    false;
+#endif
 
 /// Where this process stands in a data-parallel run and where the ranks meet: the variables a launcher sets
 /// (`composer_launch`, torchrun, a cluster's scheduler). Composer counterpart: the environment
@@ -54,6 +81,16 @@ struct DistributedOptions {
   int master_port = 29500;
   /// How long the rendezvous and every collective may wait for the other ranks before failing.
   std::chrono::milliseconds timeout = std::chrono::seconds(120);
+  /// The backend; `automatic` chooses by `device`.
+  Backend backend = Backend::automatic;
+  /// The device the training runs on: a CUDA device selects NCCL under `Backend::automatic` when compiled in.
+  c10::Device device = c10::Device(c10::kCPU);
+
+  /// The backend `automatic` stands for with these options.
+  Backend resolved_backend() const noexcept {
+    if (backend != Backend::automatic) return backend;
+    return device.is_cuda() && nccl_compiled_in ? Backend::nccl : Backend::gloo;
+  }
 
   /// \throws DistributedError naming the first value that cannot work.
   void validate() const {
@@ -66,6 +103,9 @@ struct DistributedOptions {
     if (master_port < 1 || master_port > 65535)
       fail("MASTER_PORT must be in [1, 65535], got " + std::to_string(master_port));
     if (timeout.count() <= 0) fail("the timeout must be positive");
+    if (resolved_backend() == Backend::nccl && !nccl_compiled_in)
+      fail("the NCCL backend was asked for, but this translation unit was compiled without it: define "
+           "COMPOSER_WITH_NCCL (with NCCL's headers, against a LibTorch built with CUDA), or use Backend::gloo");
   }
 };
 
@@ -107,7 +147,7 @@ inline std::string first_line(const std::exception& error) {
 /// defaults to `RANK`. Composer counterpart: the variables `composer -n N` and torchrun set.
 /// \throws DistributedError for a variable that is missing, not a number or out of range.
 inline std::optional<DistributedOptions> options_from_environment(
-    std::chrono::milliseconds timeout = DistributedOptions{}.timeout) {
+    std::chrono::milliseconds timeout = DistributedOptions{}.timeout, c10::Device device = c10::Device(c10::kCPU)) {
   const auto world_size = detail::environment_variable("WORLD_SIZE");
   if (!world_size) {
     for (const char* name : {"RANK", "LOCAL_RANK"})
@@ -133,6 +173,7 @@ inline std::optional<DistributedOptions> options_from_environment(
   options.master_addr = required("MASTER_ADDR");
   options.master_port = detail::parse_environment_integer("MASTER_PORT", required("MASTER_PORT"));
   options.timeout = timeout;
+  options.device = device;
   options.validate();
   return options;
 }
@@ -143,6 +184,9 @@ inline std::optional<DistributedOptions> options_from_environment(
 /// process group of `torch.distributed`.
 class ProcessGroup {
   using Work = decltype(std::declval<c10d::ProcessGroupGloo&>().barrier());
+  // What every c10d backend derives from: c10d::Backend in LibTorch 2.x, c10d::ProcessGroup in 1.13.
+  using Collectives = std::conditional_t<std::is_base_of_v<c10d::Backend, c10d::ProcessGroupGloo>, c10d::Backend,
+                                         c10d::ProcessGroup>;
 
  public:
   /// An all-reduce started and not yet waited for (`ProcessGroup::all_reduce_sum_async`).
@@ -156,15 +200,20 @@ class ProcessGroup {
       Work work = std::move(work_);
       work_ = Work();
       group_->wait(work, what_);
+      if (staged_.defined()) target_.copy_(staged_);
+      staged_ = target_ = at::Tensor();
     }
 
    private:
     friend class ProcessGroup;
-    Pending(const ProcessGroup* group, Work work, std::string what)
-        : group_(group), work_(std::move(work)), what_(std::move(what)) {}
+    Pending(const ProcessGroup* group, Work work, std::string what, at::Tensor target, at::Tensor staged)
+        : group_(group), work_(std::move(work)), what_(std::move(what)), target_(std::move(target)),
+          staged_(std::move(staged)) {}
     const ProcessGroup* group_ = nullptr;
     Work work_;
     std::string what_;
+    at::Tensor target_;  // the caller's tensor, when the collective ran on a staged copy
+    at::Tensor staged_;  // its copy on the backend's device (NCCL), copied back by wait()
   };
 
   /// Joins the run `options` describe: rank 0 opens the rendezvous store at `master_addr:master_port`, every rank
@@ -190,15 +239,26 @@ class ProcessGroup {
                              (options.rank == 0 ? "open" : "reach") + " the rendezvous store at " + where +
                              " within " + std::to_string(options.timeout.count()) + " ms: " + detail::first_line(error));
     }
+    const bool nccl = options.resolved_backend() == Backend::nccl;
     try {
-      auto gloo_options = c10d::ProcessGroupGloo::Options::create(options.timeout);
-      gloo_options->devices.push_back(gloo_device(options.master_addr));
-      group->gloo_ = c10::make_intrusive<c10d::ProcessGroupGloo>(group->store_, options.rank, options.world_size,
-                                                                  gloo_options);
+      if (nccl) {
+#if defined(COMPOSER_WITH_NCCL)
+        auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+        nccl_options->timeout = options.timeout;
+        group->collectives_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(group->store_, options.rank,
+                                                                           options.world_size, nccl_options);
+        group->device_ = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options.local_rank));
+#endif
+      } else {
+        auto gloo_options = c10d::ProcessGroupGloo::Options::create(options.timeout);
+        gloo_options->devices.push_back(gloo_device(options.master_addr));
+        group->collectives_ = c10::make_intrusive<c10d::ProcessGroupGloo>(group->store_, options.rank,
+                                                                           options.world_size, gloo_options);
+      }
     } catch (const std::exception& error) {
       throw DistributedError("composer: rank " + std::to_string(options.rank) + " of " +
-                             std::to_string(options.world_size) + " could not form the Gloo group through " + where +
-                             ": " + detail::first_line(error));
+                             std::to_string(options.world_size) + " could not form the " + (nccl ? "NCCL" : "Gloo") +
+                             " group through " + where + ": " + detail::first_line(error));
     }
     return group;
   }
@@ -214,14 +274,18 @@ class ProcessGroup {
   int local_rank() const noexcept { return options_.local_rank; }
   /// The options the group was made with.
   const DistributedOptions& options() const noexcept { return options_; }
+  /// The backend the group talks through.
+  Backend backend() const noexcept { return options_.resolved_backend(); }
 
   /// Starts summing `tensor` (contiguous, the same shape and dtype on every rank) in place over the ranks;
   /// `what` names it in errors. Composer counterpart: `dist.all_reduce(tensor, async_op=True)`.
   Pending all_reduce_sum_async(at::Tensor tensor, std::string what) const {
-    std::vector<at::Tensor> tensors{std::move(tensor)};
+    at::Tensor staged = staged_copy(tensor);
+    std::vector<at::Tensor> tensors{staged.defined() ? staged : tensor};
     c10d::AllreduceOptions reduce;
     reduce.reduceOp = c10d::ReduceOp::SUM;
-    return Pending(this, start(what, [&] { return gloo_->allreduce(tensors, reduce); }), std::move(what));
+    Work work = start(what, [&] { return collectives_->allreduce(tensors, reduce); });
+    return Pending(this, std::move(work), std::move(what), staged.defined() ? tensor : at::Tensor(), staged);
   }
 
   /// Sums `tensor` in place over the ranks. Composer counterpart: `dist.all_reduce(tensor)`.
@@ -231,27 +295,32 @@ class ProcessGroup {
 
   /// Copies rank `root`'s `tensor` into every rank's. Composer counterpart: `dist.broadcast(tensor, src)`.
   void broadcast(const at::Tensor& tensor, int root, const std::string& what) const {
-    std::vector<at::Tensor> tensors{tensor};
+    const at::Tensor staged = staged_copy(tensor);
+    std::vector<at::Tensor> tensors{staged.defined() ? staged : tensor};
     c10d::BroadcastOptions options;
     options.rootRank = root;
-    Work work = start(what, [&] { return gloo_->broadcast(tensors, options); });
+    Work work = start(what, [&] { return collectives_->broadcast(tensors, options); });
     wait(work, what);
+    if (staged.defined()) tensor.copy_(staged);
   }
 
   /// Every rank's `tensor` (the same shape and dtype on every rank), by rank. Composer counterpart:
   /// `dist.all_gather(tensor)`.
   std::vector<at::Tensor> all_gather(const at::Tensor& tensor, const std::string& what) const {
-    std::vector<at::Tensor> inputs{tensor.contiguous()};
+    const at::Tensor staged = staged_copy(tensor);
+    std::vector<at::Tensor> inputs{staged.defined() ? staged : tensor.contiguous()};
     std::vector<std::vector<at::Tensor>> outputs(1);
     for (int r = 0; r < world_size(); ++r) outputs[0].push_back(at::empty_like(inputs[0]));
-    Work work = start(what, [&] { return gloo_->allgather(outputs, inputs); });
+    Work work = start(what, [&] { return collectives_->allgather(outputs, inputs); });
     wait(work, what);
+    if (staged.defined())
+      for (auto& output : outputs[0]) output = output.to(tensor.device());
     return outputs[0];
   }
 
   /// Waits until every rank has reached the same barrier. Composer counterpart: `dist.barrier()`.
   void barrier(const std::string& what) const {
-    Work work = start(what, [&] { return gloo_->barrier(); });
+    Work work = start(what, [&] { return collectives_->barrier(); });
     wait(work, what);
   }
 
@@ -265,6 +334,13 @@ class ProcessGroup {
     if (master_addr == "localhost" || master_addr.rfind("127.", 0) == 0 || master_addr == "::1")
       return c10d::ProcessGroupGloo::createDeviceForHostname(master_addr == "localhost" ? "127.0.0.1" : master_addr);
     return c10d::ProcessGroupGloo::createDefaultDevice();
+  }
+
+  // A contiguous copy of `tensor` on the backend's device when the backend cannot take it where it is (NCCL and a
+  // tensor off its CUDA device); otherwise no tensor, and the collective runs on `tensor` itself.
+  at::Tensor staged_copy(const at::Tensor& tensor) const {
+    if (backend() != Backend::nccl || tensor.device() == device_) return at::Tensor();
+    return tensor.to(device_).contiguous();
   }
 
   template <class Start>
@@ -293,7 +369,8 @@ class ProcessGroup {
 
   DistributedOptions options_;
   c10::intrusive_ptr<c10d::Store> store_;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo_;
+  c10::intrusive_ptr<Collectives> collectives_;
+  c10::Device device_ = c10::Device(c10::kCPU);  // where NCCL's tensors must be
 };
 
 namespace detail {
@@ -332,12 +409,14 @@ inline std::shared_ptr<ProcessGroup> initialize(const DistributedOptions& option
 /// is unset or 1: a single process). Composer counterpart: the Trainer initializing `torch.distributed` from the
 /// environment.
 /// \throws DistributedError for wrong or missing variables, or ranks that cannot meet.
-inline std::shared_ptr<ProcessGroup> default_group() {
+/// `device` is the device the run trains on: with `Backend::automatic`, a CUDA device talks through NCCL when
+/// compiled in.
+inline std::shared_ptr<ProcessGroup> default_group(c10::Device device = c10::Device(c10::kCPU)) {
   {
     std::lock_guard<std::mutex> lock(detail::default_group_mutex());
     if (detail::default_group_slot()) return detail::default_group_slot();
   }
-  const auto options = options_from_environment();
+  const auto options = options_from_environment(DistributedOptions{}.timeout, device);
   return options ? initialize(*options) : nullptr;
 }
 

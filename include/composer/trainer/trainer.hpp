@@ -71,7 +71,7 @@ class Trainer {
   /// A trainer with the given policy objects (in the order of `Policies`).
   Trainer(Model model, TrainerOptions options, Policies... policies)
       : options_(std::move(options)),
-        group_(options_.process_group ? options_.process_group : dist::default_group()),
+        group_(options_.process_group ? options_.process_group : dist::default_group(options_.device)),
         // Taken before anything is written (the metrics file opens with the engine): one run per folder. In a
         // data-parallel run, rank 0 alone writes checkpoints, progress and metrics.
         save_folder_lock_(is_rank_zero() ? options_.save_folder : std::string(), ".composer-rank0.lock"),
