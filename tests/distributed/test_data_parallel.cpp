@@ -29,21 +29,34 @@ std::shared_ptr<dist::ProcessGroup> group() {
   return made;
 }
 
-// A small classifier, the same on every rank (seeded); with `dropout`, it draws from each rank's generator.
+// A small classifier, the same on every rank (seeded); with `dropout`, it draws from each rank's generator; with
+// `batch_norm`, each rank normalises with its own batch statistics and keeps its own running statistics.
 struct Net : torch::nn::Module {
-  explicit Net(bool dropout) {
+  Net(bool dropout, bool batch_norm) {
     fc1 = register_module("fc1", torch::nn::Linear(8, 16));
     fc2 = register_module("fc2", torch::nn::Linear(16, 4));
     drop = register_module("drop", torch::nn::Dropout(dropout ? 0.25 : 0.0));
+    if (batch_norm) norm = register_module("norm", torch::nn::BatchNorm1d(16));
   }
-  torch::Tensor forward(torch::Tensor x) { return fc2(drop(torch::relu(fc1(x)))); }
+  torch::Tensor forward(torch::Tensor x) {
+    torch::Tensor hidden = fc1(x);
+    if (norm) hidden = norm(hidden);
+    return fc2(drop(torch::relu(hidden)));
+  }
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
   torch::nn::Dropout drop{nullptr};
+  torch::nn::BatchNorm1d norm{nullptr};
 };
 
-std::shared_ptr<Net> make_net(bool dropout = false) {
+std::shared_ptr<Net> make_net(bool dropout = false, bool batch_norm = false) {
   torch::manual_seed(7);
-  return std::make_shared<Net>(dropout);
+  return std::make_shared<Net>(dropout, batch_norm);
+}
+
+std::vector<torch::Tensor> buffers_of(const std::shared_ptr<Net>& net) {
+  std::vector<torch::Tensor> out;
+  for (const auto& b : net->buffers()) out.push_back(b.detach().clone().to(torch::kDouble));
+  return out;
 }
 
 // N rows of 8 features whose class (of 4) is the argmax of a fixed projection, the same on every rank.
@@ -231,7 +244,7 @@ TEST_CASE("a data-parallel checkpoint resumes bit-identically, each rank taking 
     return composer::data::TensorLoader(x, y, composer::data::TensorLoaderOptions{.batch_size = per_rank, .shuffle = true, .seed = 5});
   };
 
-  auto straight_net = make_net(/*dropout=*/true);
+  auto straight_net = make_net(/*dropout=*/true, /*batch_norm=*/true);
   {
     auto options = options_for(shuffled(), straight_net, 0.05, Time::from_batch(8));
     options.save_folder = folder;
@@ -243,7 +256,7 @@ TEST_CASE("a data-parallel checkpoint resumes bit-identically, each rank taking 
   if (g->rank() == 0) CHECK(io::is_regular_file(io::join(folder, "ep0-ba3-rank0.pt")));
   CHECK_FALSE(io::is_regular_file(io::join(folder, "ep0-ba3-rank1.pt")));
 
-  auto resumed_net = make_net(/*dropout=*/true);
+  auto resumed_net = make_net(/*dropout=*/true, /*batch_norm=*/true);
   auto options = options_for(shuffled(), resumed_net, 0.05, Time::from_batch(8));
   options.load_path = io::join(folder, "ep0-ba3-rank0.pt");
   composer::Trainer<> resumed(composer::Model(resumed_net), std::move(options));
@@ -253,9 +266,15 @@ TEST_CASE("a data-parallel checkpoint resumes bit-identically, each rank taking 
   const auto b = parameters_of(resumed_net);
   for (std::size_t i = 0; i < a.size(); ++i) CHECK(torch::equal(a[i], b[i]));
   CHECK(identical_on_every_rank(*g, b));
+  // The running statistics each rank kept (rank 0's as of the batch before, updated by its own last batch), in
+  // both runs alike.
+  const auto straight_buffers = buffers_of(straight_net);
+  const auto resumed_buffers = buffers_of(resumed_net);
+  REQUIRE(straight_buffers.size() == 3);  // running mean, variance, batches tracked
+  for (std::size_t i = 0; i < straight_buffers.size(); ++i) CHECK(torch::equal(straight_buffers[i], resumed_buffers[i]));
 
   // Ranks that load different checkpoints are refused before they train out of step.
-  auto astray_net = make_net(/*dropout=*/true);
+  auto astray_net = make_net(/*dropout=*/true, /*batch_norm=*/true);
   auto astray = options_for(shuffled(), astray_net, 0.05, Time::from_batch(8));
   const auto saved = composer::CheckpointSaver::checkpoints_in(folder, 0);  // ba3, ba6, ba8
   REQUIRE(saved.size() == 3);

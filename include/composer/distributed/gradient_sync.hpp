@@ -204,15 +204,31 @@ class GradientSynchronizer {
   std::mutex mutex_;
 };
 
-/// Copies rank 0's values of `tensors` (a model's parameters and buffers) into every rank's, so that all ranks
-/// start from the same model. Composer counterpart: DDP's broadcast of the module's state at construction.
+/// Copies rank 0's values of `tensors` (a model's parameters or buffers) into every rank's, so that all ranks hold
+/// the same model: one broadcast per dtype and device, of the tensors flattened together. Composer counterpart:
+/// DDP's broadcast of the module's state (at construction, and of its buffers before each forward pass).
 inline void broadcast_from_rank_zero(const ProcessGroup& group, const std::vector<at::Tensor>& tensors) {
   at::NoGradGuard no_grad;
-  for (const auto& tensor : tensors) {
-    if (!tensor.defined()) continue;
-    at::Tensor contiguous = tensor.contiguous();
-    group.broadcast(contiguous, 0, "broadcast of the model from rank 0");
-    if (!contiguous.is_same(tensor)) tensor.copy_(contiguous);
+  std::vector<bool> done(tensors.size(), false);
+  for (std::size_t first = 0; first < tensors.size(); ++first) {
+    if (done[first] || !tensors[first].defined()) continue;
+    std::vector<std::size_t> members;
+    std::vector<at::Tensor> flat;
+    for (std::size_t i = first; i < tensors.size(); ++i)
+      if (!done[i] && tensors[i].defined() && tensors[i].scalar_type() == tensors[first].scalar_type() &&
+          tensors[i].device() == tensors[first].device()) {
+        members.push_back(i);
+        flat.push_back(tensors[i].reshape({-1}));
+        done[i] = true;
+      }
+    const at::Tensor joined = at::cat(flat);
+    group.broadcast(joined, 0, "broadcast of the model from rank 0");
+    std::int64_t offset = 0;
+    for (const std::size_t i : members) {
+      const std::int64_t n = tensors[i].numel();
+      tensors[i].copy_(joined.narrow(0, offset, n).view(tensors[i].sizes()));
+      offset += n;
+    }
   }
 }
 

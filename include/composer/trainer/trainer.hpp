@@ -188,6 +188,7 @@ class Trainer {
     ScheduledEvaluator scheduled = schedule_evaluator(evaluator, options_);
     if (group_) shard(scheduled.dataloader, "evaluator '" + scheduled.label + "'");
     engine_.template run<Event::EVAL_STANDALONE_START>();
+    share_rank_zero_buffers();
     MetricValues values = run_evaluation(engine_, state_, scheduled, group_.get());
     engine_.template run<Event::EVAL_STANDALONE_END>();
     return values;
@@ -334,6 +335,17 @@ class Trainer {
                                   "shard it yourself (a distributed sampler) and set TrainerOptions::shard_loaders = false");
   }
 
+  // In a data-parallel run, rank 0's buffers (BatchNorm's running statistics) go to every rank before each training
+  // batch and each evaluation, as DistributedDataParallel's buffer broadcast makes them: every rank evaluates the
+  // same model, and a run resumed from rank 0's checkpoint continues exactly. Training itself normalises with each
+  // rank's own batch statistics.
+  void share_rank_zero_buffers() {
+    if (!group_) return;
+    std::vector<at::Tensor> buffers;
+    for (const auto& b : state_.model.module().buffers()) buffers.push_back(b);
+    dist::broadcast_from_rank_zero(*group_, buffers);
+  }
+
   // The model's parameters and buffers.
   std::vector<at::Tensor> model_tensors() const {
     std::vector<at::Tensor> tensors;
@@ -433,6 +445,7 @@ class Trainer {
       engine_.template run<Event::BATCH_START>();
       apply_schedulers(state_, base_learning_rates_, options_.step_schedulers_every_batch, options_.scale_schedule_ratio);
       local_samples_ = samples;
+      share_rank_zero_buffers();
       const double loss = train_batch();
       compute_train_metrics();
       const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
@@ -601,6 +614,7 @@ class Trainer {
   }
 
   MetricValues run_evaluator(ScheduledEvaluator& evaluator) {
+    share_rank_zero_buffers();
     MetricValues values = run_evaluation(engine_, state_, evaluator, group_.get());
     evaluator.last_eval_batch = state_.timestamp.batch().count();
     return values;
