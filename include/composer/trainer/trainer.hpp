@@ -292,7 +292,9 @@ class Trainer {
   const dist::ProcessGroup* process_group() const noexcept { return group_.get(); }
   /// Seconds this rank has waited for the gradient all-reduces after its backward passes: the communication the
   /// backward pass did not hide (0 in a single process).
-  double gradient_wait_seconds() const noexcept { return sync_ ? sync_->wait_seconds() + earlier_wait_seconds_ : earlier_wait_seconds_; }
+  double gradient_wait_seconds() const noexcept {
+    return earlier_wait_seconds_ + (sync_ ? sync_->wait_seconds() : 0.0);
+  }
 
  private:
   bool is_rank_zero() const noexcept { return !group_ || group_->rank() == 0; }
