@@ -95,7 +95,7 @@ class GradientSynchronizer {
   /// every parameter's `.grad` to the mean over the ranks. Returns `extras` summed over the ranks.
   /// \throws DistributedError when another rank stopped or did not take part within the timeout.
   std::vector<double> finish(const std::vector<double>& extras) {
-    std::unique_lock<std::mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     if (!armed_) throw std::logic_error("composer: GradientSynchronizer::finish() without arm()");
     armed_ = false;
     for (std::size_t b = next_bucket_; b < buckets_.size(); ++b) {

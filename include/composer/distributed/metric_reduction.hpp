@@ -13,6 +13,15 @@
 
 namespace composer::dist {
 
+/// Refuses `metrics` that cannot be summed over the `world_size` ranks of a run; `what` names them in the error.
+/// \throws std::invalid_argument when a metric is no `metrics::ReducibleMetric`.
+inline void require_reducible(const metrics::MetricCollection& metrics, int world_size, const std::string& what) {
+  if (!metrics.reducible())
+    throw std::invalid_argument("composer: the " + what + " metrics cannot be reduced over " +
+                                std::to_string(world_size) +
+                                " ranks: each metric needs sum_state() and load_sum_state() (metrics::ReducibleMetric)");
+}
+
 /// The values of `metrics` over every rank's samples: with a group, a copy of `metrics` takes the sum over the
 /// ranks of their states and computes; without one (a single process), `metrics.compute()`. The metrics
 /// themselves keep their own rank's state, so that they go on accumulating.
@@ -20,10 +29,7 @@ namespace composer::dist {
 inline MetricValues compute_over_ranks(const metrics::MetricCollection& metrics, const ProcessGroup* group,
                                        const std::string& what) {
   if (!group) return metrics.compute();
-  if (!metrics.reducible())
-    throw std::invalid_argument("composer: the " + what + " metrics cannot be reduced over " +
-                                std::to_string(group->world_size()) +
-                                " ranks: each metric needs sum_state() and load_sum_state() (metrics::ReducibleMetric)");
+  require_reducible(metrics, group->world_size(), what);
   metrics::MetricCollection reduced = metrics;
   const at::Tensor state = reduced.sum_state().contiguous();
   group->all_reduce_sum(state, "all-reduce of the " + what + " metrics");

@@ -319,6 +319,13 @@ inline Timestamp load_timestamp(torch::serialize::InputArchive& archive, const s
   }
 }
 
+/// The default CPU random generator's state (what `save_rng` writes, and what each data-parallel rank sends rank 0).
+inline at::Tensor cpu_rng_state() {
+  auto cpu = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(cpu.mutex());
+  return cpu.get_state();
+}
+
 /// The state of the default CPU random generator (and that of `device` when it is a CUDA device); in a
 /// data-parallel run, also every rank's CPU generator state (`rank_cpu_states`, by rank, gathered from the ranks).
 inline void save_rng(torch::serialize::OutputArchive& archive, const c10::Device& device,
@@ -329,11 +336,7 @@ inline void save_rng(torch::serialize::OutputArchive& archive, const c10::Device
     for (std::size_t r = 0; r < rank_cpu_states.size(); ++r)
       archive.write(keys::rank_cpu_rng + std::to_string(r), rank_cpu_states[r]);
   }
-  auto cpu = at::detail::getDefaultCPUGenerator();
-  {
-    std::lock_guard<std::mutex> lock(cpu.mutex());
-    archive.write(keys::cpu_rng, cpu.get_state());
-  }
+  archive.write(keys::cpu_rng, cpu_rng_state());
   if (device.is_cuda()) {
     auto cuda = at::globalContext().defaultGenerator(device);
     std::lock_guard<std::mutex> lock(cuda.mutex());

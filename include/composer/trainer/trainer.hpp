@@ -9,13 +9,12 @@
 
 #include <chrono>
 #include <cstdint>
-#include <algorithm>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -209,15 +208,9 @@ class Trainer {
   /// `Trainer.save_checkpoint(name, weights_only)`.
   void save_checkpoint(const std::string& path, bool weights_only = false) {
     checkpoint::TrainingParts parts = checkpoint_parts();
-    if (group_ && !weights_only) {
-      auto generator = at::detail::getDefaultCPUGenerator();
-      at::Tensor own_state;
-      {
-        std::lock_guard<std::mutex> lock(generator.mutex());
-        own_state = generator.get_state();
-      }
-      parts.rank_cpu_rng_states = group_->all_gather(own_state, "gather of the ranks' random generators");
-    }
+    if (group_ && !weights_only)
+      parts.rank_cpu_rng_states =
+          group_->all_gather(checkpoint::cpu_rng_state(), "gather of the ranks' random generators");
     if (is_rank_zero()) {
       if (weights_only)
         checkpoint::save_weights(path, state_.model.module());
@@ -304,15 +297,9 @@ class Trainer {
     if (options_.train_dataloader) shard(options_.train_dataloader, "training");
     for (auto& evaluator : evaluators_) {
       shard(evaluator.dataloader, "evaluator '" + evaluator.label + "'");
-      if (!evaluator.metrics.reducible())
-        throw std::invalid_argument("composer: the metrics of evaluator '" + evaluator.label + "' cannot be reduced over " +
-                                    std::to_string(group_->world_size()) + " ranks: each metric needs sum_state() and "
-                                    "load_sum_state() (metrics::ReducibleMetric)");
+      dist::require_reducible(evaluator.metrics, group_->world_size(), "evaluator '" + evaluator.label + "'");
     }
-    if (!train_metrics_.reducible())
-      throw std::invalid_argument("composer: the training metrics cannot be reduced over " +
-                                  std::to_string(group_->world_size()) + " ranks: each metric needs sum_state() and "
-                                  "load_sum_state() (metrics::ReducibleMetric)");
+    dist::require_reducible(train_metrics_, group_->world_size(), "training");
   }
 
   // Every rank must start at the same point: a rank that found another checkpoint (or none) would train out of step.
@@ -359,9 +346,9 @@ class Trainer {
   // The gradient synchronizer for the optimizers' current parameters (a new one after surgery or freezing).
   dist::GradientSynchronizer& synchronizer() {
     std::vector<at::Tensor> parameters;
+    std::unordered_set<const void*> seen;  // a parameter in two groups or optimizers is synchronised once
     for (const auto& p : all_parameters())
-      if (std::none_of(parameters.begin(), parameters.end(), [&](const at::Tensor& q) { return q.is_same(p); }))
-        parameters.push_back(p);
+      if (seen.insert(p.unsafeGetTensorImpl()).second) parameters.push_back(p);
     if (!sync_ || !sync_->serves(parameters)) {
       if (sync_) earlier_wait_seconds_ += sync_->wait_seconds();
       sync_.reset();
