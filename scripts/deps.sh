@@ -14,6 +14,7 @@ packages=(
   zlib1g-dev          # .gz IDX files
   libcli11-dev        # example command lines
   dataset-fashion-mnist  # the main example's data
+  fortunes            # the language-model example's text (/usr/share/games/fortunes)
   gnuplot-nox         # scripts/plot_metrics.sh
   unzip python3-pip   # the LibTorch 2.x wheel for the second test run (scripts/torch2_wheel.sh)
 )

@@ -2,6 +2,7 @@
 /// \file
 /// Every algorithm of the methods library, as policies for `Trainer<...>` / `Engine<...>`.
 
+#include <composer/algorithms/alibi.hpp>
 #include <composer/algorithms/augmix.hpp>
 #include <composer/algorithms/blurpool.hpp>
 #include <composer/algorithms/channels_last.hpp>
@@ -10,6 +11,7 @@
 #include <composer/algorithms/cutout.hpp>
 #include <composer/algorithms/ema.hpp>
 #include <composer/algorithms/factorize.hpp>
+#include <composer/algorithms/gated_linear_units.hpp>
 #include <composer/algorithms/ghost_batchnorm.hpp>
 #include <composer/algorithms/gradient_clipping.hpp>
 #include <composer/algorithms/gyro_dropout.hpp>
@@ -23,6 +25,7 @@
 #include <composer/algorithms/randaugment.hpp>
 #include <composer/algorithms/sam.hpp>
 #include <composer/algorithms/selective_backprop.hpp>
+#include <composer/algorithms/seq_length_warmup.hpp>
 #include <composer/algorithms/squeeze_excite.hpp>
 #include <composer/algorithms/stochastic_depth.hpp>
 #include <composer/algorithms/swa.hpp>

@@ -5,6 +5,8 @@
 /// should_selective_backprop and select_using_loss, plus the helpers that draw or take their random choices, and
 /// the model surgeries apply_blurpool, apply_channels_last, apply_squeeze_excite and apply_stochastic_depth.
 
+#include <composer/functional/alibi.hpp>
+#include <composer/functional/alibi_bias.hpp>
 #include <composer/functional/augment_ops.hpp>
 #include <composer/functional/augmix.hpp>
 #include <composer/functional/blurpool.hpp>
@@ -19,6 +21,7 @@
 #include <composer/functional/layer_freezing.hpp>
 #include <composer/functional/mixup.hpp>
 #include <composer/functional/factorize.hpp>
+#include <composer/functional/gated_linear_units.hpp>
 #include <composer/functional/ghost_batchnorm.hpp>
 #include <composer/functional/gyro_dropout.hpp>
 #include <composer/functional/low_precision_groupnorm.hpp>
@@ -27,5 +30,6 @@
 #include <composer/functional/randaugment.hpp>
 #include <composer/functional/resize.hpp>
 #include <composer/functional/selective_backprop.hpp>
+#include <composer/functional/seq_length_warmup.hpp>
 #include <composer/functional/squeeze_excite.hpp>
 #include <composer/functional/stochastic_depth.hpp>

@@ -279,8 +279,8 @@ TEST_CASE("the Trainer refuses evaluators it cannot run, naming the evaluator an
   refuses({.evaluators = {E{.label = "train", .dataloader = loader(data, 4)}}}, "the label 'train' is reserved");
   refuses({.evaluators = {E{.dataloader = loader(data, 4)}}}, "an evaluator needs a label");
   refuses({.evaluators = {E{.label = "v"}}}, "evaluator 'v' has no data loader");
-  refuses({.evaluators = {E{.label = "v", .dataloader = loader(data, 4), .eval_interval = Time("4sp")}}},
-          "evaluator 'v': eval_interval must be in ep or ba, got 4sp");
+  refuses({.evaluators = {E{.label = "v", .dataloader = loader(data, 4), .eval_interval = Time("0.5dur")}}},
+          "evaluator 'v': eval_interval must be in ep, ba, sp or tok, got 0.5dur");
   refuses({.evaluators = {E{.label = "v", .dataloader = loader(data, 4), .subset_num_batches = 0}}},
           "evaluator 'v': subset_num_batches must be positive or -1");
   refuses({.evaluators = {E{.label = "v", .dataloader = loader(data, 4), .metric_names = {"("}}}},

@@ -611,7 +611,7 @@ TEST_CASE("bad trainer arguments are clear errors") {
   CHECK_THROWS_WITH_AS(composer::Trainer<>(net, {.device_train_microbatch_size = 0, .progress_bar = false}),
                        doctest::Contains("device_train_microbatch_size must be positive"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(composer::Trainer<>(net, {.eval_interval = Time("0.5dur"), .progress_bar = false}),
-                       doctest::Contains("eval_interval must be in ep or ba"), std::invalid_argument);
+                       doctest::Contains("eval_interval must be in ep, ba, sp or tok"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(composer::Trainer<>(net, {.precision = composer::Precision::amp_bf16, .progress_bar = false}),
                        doctest::Contains("needs a CUDA device"), std::invalid_argument);
   composer::Trainer<> no_optimizer(net, {.train_dataloader = make_loader(8, 4), .max_duration = Time("1ba"),
@@ -637,22 +637,26 @@ TEST_CASE("TrainerOptions::validate names the first option that cannot work") {
   };
   CHECK(message({.device_train_microbatch_size = 0}) == "composer: device_train_microbatch_size must be positive, got 0");
   CHECK(message({.scale_schedule_ratio = 0.0}) == "composer: scale_schedule_ratio must be positive");
-  CHECK(message({.eval_interval = Time("3sp")}) == "composer: eval_interval must be in ep or ba, got 3sp");
+  CHECK(message({.eval_interval = Time("0.5dur")}) ==
+        "composer: eval_interval must be in ep, ba, sp or tok, got 0.5dur");
+  CHECK(message({.eval_interval = Time("3sp")}) == "accepted");
+  CHECK(message({.save_interval = Time("4096tok")}) == "accepted");
   CHECK(message({.save_folder = "somewhere", .save_interval = Time("0ba")}) ==
         "composer: save_interval must be positive when save_folder is set");
   CHECK(message({.save_interval = Time("0ba")}) == "accepted");
   CHECK(message({.precision = composer::Precision::amp_bf16}) == "composer: precision amp_bf16 needs a CUDA device");
   CHECK(message({.optimizers = {nullptr}}) == "composer: an optimizer in the options is null");
-  // the Trainer counts epochs, batches and samples: a duration in tokens or iterations would never end
-  CHECK(message({.max_duration = Time("100tok")}) ==
-        "composer: max_duration 100tok is in a unit the Trainer does not count (it counts ep, ba and sp): training "
+  // the Trainer counts epochs, batches, samples and tokens: a duration in iterations would never end
+  CHECK(message({.max_duration = Time("2iter")}) ==
+        "composer: max_duration 2iter is in a unit the Trainer does not count (it counts ep, ba, sp and tok): training "
         "would never stop");
+  CHECK(message({.max_duration = Time("100tok")}) == "accepted");
   CHECK(message({.max_duration = Time("2iter")}).find("max_duration 2iter is in a unit") != std::string::npos);
   CHECK(message({.max_duration = Time("640sp")}) == "accepted");
   {
     composer::Trainer<> trainer(net, {.train_dataloader = make_loader(8, 4), .max_duration = Time("1ba"),
                                       .optimizers = {sgd(*net)}, .progress_bar = false});
-    CHECK_THROWS_WITH_AS(trainer.fit(Time("10tok")), doctest::Contains("a unit the Trainer does not count"),
+    CHECK_THROWS_WITH_AS(trainer.fit(Time("10iter")), doctest::Contains("a unit the Trainer does not count"),
                          std::invalid_argument);
     CHECK(trainer.state().timestamp.batch().count() == 0);
   }

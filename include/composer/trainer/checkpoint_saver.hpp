@@ -18,7 +18,7 @@
 
 namespace composer {
 
-/// Saves `ep{E}-ba{B}-rank{R}.pt` into a folder every `interval` (in ep or ba) at BATCH_CHECKPOINT or
+/// Saves `ep{E}-ba{B}-rank{R}.pt` into a folder every `interval` (in ep, ba, sp or tok) at BATCH_CHECKPOINT or
 /// EPOCH_CHECKPOINT, once more at the end of training unless the last batch was just saved, points
 /// `latest-rank{R}.pt` at the newest and deletes the oldest beyond `num_checkpoints_to_keep` (-1 keeps all).
 /// The checkpoint itself is written by the function it is given. An empty folder saves nothing. Composer
@@ -95,10 +95,11 @@ class CheckpointSaver {
   /// Whether the saver has a folder to save into.
   bool enabled() const noexcept { return !folder_.empty(); }
 
-  /// At BATCH_CHECKPOINT: saves with `save(path)` when the last batch crossed a multiple of a batch interval.
+  /// At BATCH_CHECKPOINT: saves with `save(path)` when the last batch crossed a multiple of an interval in ba, sp
+  /// or tok.
   template <class Save>
   void batch_checkpoint(const State& state, Save&& save) {
-    if (interval_crossed(interval_, TimeUnit::BATCH, state.previous_timestamp, state.timestamp) && enabled())
+    if (batch_interval_crossed(interval_, state.previous_timestamp, state.timestamp) && enabled())
       save_now(state, save);
   }
 

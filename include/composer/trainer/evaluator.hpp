@@ -30,7 +30,7 @@ struct Evaluator {
   /// e.g. `{"^accuracy$", "top5"}`; empty keeps all. A pattern matching no value is an error at construction.
   /// Composer counterpart: `metric_names`.
   std::vector<std::string> metric_names;
-  /// How often to evaluate during `fit`, in ep or ba (0 disables); unset takes `TrainerOptions::eval_interval`.
+  /// How often to evaluate during `fit`, in ep, ba, sp or tok (0 disables); unset takes `TrainerOptions::eval_interval`.
   /// Composer counterpart: `eval_interval`.
   std::optional<Time> eval_interval;
   /// Evaluate on at most this many batches (positive, or -1 for all); unset takes

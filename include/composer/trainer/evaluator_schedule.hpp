@@ -13,6 +13,7 @@
 
 #include <composer/core/state.hpp>
 #include <composer/core/time.hpp>
+#include <composer/trainer/interval.hpp>
 #include <composer/data/any_loader.hpp>
 #include <composer/metrics/metric.hpp>
 #include <composer/trainer/evaluator.hpp>
@@ -31,7 +32,7 @@ struct ScheduledEvaluator {
   metrics::MetricCollection metrics;
   /// The names of the metric values kept (from `metric_names`); none keeps every value.
   std::optional<std::set<std::string>> kept_values;
-  /// Its interval in ep or ba (0: only when asked for by `Trainer::eval`).
+  /// Its interval in ep, ba, sp or tok (0: only when asked for by `Trainer::eval`).
   Time interval;
   /// At most this many batches per evaluation (-1: all).
   std::int64_t subset_num_batches = -1;
@@ -49,7 +50,7 @@ struct ScheduledEvaluator {
 /// `evaluator` resolved against `options`: the Trainer's metrics, interval and batch limit where it sets none,
 /// `metric_names` turned into the value names they select.
 /// \throws std::invalid_argument naming the evaluator and the problem: an empty or reserved (`"train"`) label, no
-/// data loader, no metric, an interval not in ep or ba, a batch limit neither positive nor -1, or a `metric_names`
+/// data loader, no metric, an interval not in ep, ba, sp or tok, a batch limit neither positive nor -1, or a `metric_names`
 /// entry that is not a regular expression or selects no value.
 inline ScheduledEvaluator schedule_evaluator(const Evaluator& evaluator, const TrainerOptions& options) {
   const std::string who = "composer: evaluator '" + evaluator.label + "'";
@@ -65,8 +66,8 @@ inline ScheduledEvaluator schedule_evaluator(const Evaluator& evaluator, const T
                                evaluator.subset_num_batches.value_or(options.eval_subset_num_batches)};
   if (scheduled.metrics.empty())
     throw std::invalid_argument(who + " has no metric: set its metrics or TrainerOptions::eval_metrics");
-  if (scheduled.interval.unit() != TimeUnit::EPOCH && scheduled.interval.unit() != TimeUnit::BATCH)
-    throw std::invalid_argument(who + ": eval_interval must be in ep or ba, got " + scheduled.interval.to_string());
+  if (!counted_interval_unit(scheduled.interval.unit()))
+    throw std::invalid_argument(who + ": eval_interval must be in ep, ba, sp or tok, got " + scheduled.interval.to_string());
   if (scheduled.subset_num_batches == 0 || scheduled.subset_num_batches < -1)
     throw std::invalid_argument(who + ": subset_num_batches must be positive or -1 (all batches), got " +
                                 std::to_string(scheduled.subset_num_batches));

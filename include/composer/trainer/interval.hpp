@@ -19,4 +19,17 @@ inline bool interval_crossed(const Time& interval, TimeUnit unit, const Timestam
   return previous / interval.count() != current / interval.count();
 }
 
+/// Whether an interval can be given in `unit`: the units the Trainer counts, ep, ba, sp and tok. Composer
+/// counterpart: the units `create_interval_scheduler` accepts (less `dur`).
+constexpr bool counted_interval_unit(TimeUnit unit) noexcept {
+  return unit == TimeUnit::EPOCH || unit == TimeUnit::BATCH || unit == TimeUnit::SAMPLE || unit == TimeUnit::TOKEN;
+}
+
+/// Whether the last batch (from `before` to `now`) crossed a multiple of `interval` when it is counted per batch
+/// (in ba, sp or tok): what BATCH_END and BATCH_CHECKPOINT check. An interval in ep fires at the epoch's end instead.
+inline bool batch_interval_crossed(const Time& interval, const Timestamp& before, const Timestamp& now) {
+  return interval.unit() != TimeUnit::EPOCH && counted_interval_unit(interval.unit()) &&
+         interval_crossed(interval, interval.unit(), before, now);
+}
+
 }  // namespace composer

@@ -369,9 +369,11 @@ class Trainer {
   }
 
   // Whether a checkpoint saved at `saved` followed an evaluation at `interval` (at BATCH_END or EPOCH_END, which
-  // come before the checkpoint events).
+  // come before the checkpoint events). Not known for an interval in sp or tok (whether the saved batch crossed
+  // one depends on the batch before it): the resumed run then evaluates once more at its end.
   static bool evaluated_before_saving(const Time& interval, const Timestamp& saved) {
     if (interval.count() <= 0) return false;
+    if (interval.unit() == TimeUnit::SAMPLE || interval.unit() == TimeUnit::TOKEN) return false;
     if (interval.unit() == TimeUnit::BATCH)
       return saved.batch().count() > 0 && saved.batch().count() % interval.count() == 0;
     return saved.batch_in_epoch().count() == 0 && saved.epoch().count() > 0 &&
@@ -424,6 +426,11 @@ class Trainer {
       }
       check_batch(*batch, "training");
       const std::int64_t samples = batch->inputs.size(0);
+      const std::int64_t tokens = tokens_in_batch(*batch);
+      if (tokens == 0 && state_.max_duration() && state_.max_duration()->unit() == TimeUnit::TOKEN)
+        throw std::runtime_error("composer: max_duration " + state_.max_duration()->to_string() +
+                                 " is in tokens, but the training data counts no tokens (its inputs are not integer "
+                                 "token ids of shape [N, S]): training would never stop");
       if (!state_.train_batch_size) state_.train_batch_size = samples;  // the loader's batch size, from its first batch
       if (check_resumed_batch_size_) check_resumed_batch_size(samples, epoch_length);
       state_.batch = std::move(*batch);
@@ -434,16 +441,20 @@ class Trainer {
       engine_.template run<Event::BATCH_START>();
       apply_schedulers(state_, base_learning_rates_, options_.step_schedulers_every_batch, options_.scale_schedule_ratio);
       local_samples_ = samples;
+      local_tokens_ = tokens;
       share_rank_zero_buffers();
       const double loss = train_batch();
       compute_train_metrics();
       const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
       state_.previous_timestamp = state_.timestamp;
-      // A batch is the global batch: its samples are those of every rank, as Composer counts them.
-      state_.timestamp = state_.timestamp.to_next_batch(group_ ? global_samples_ : samples, 0, took);
+      // A batch is the global batch: its samples and tokens are those of every rank, as Composer counts them.
+      state_.timestamp = state_.timestamp.to_next_batch(group_ ? global_samples_ : samples,
+                                                        group_ ? global_tokens_ : tokens, took);
       log_batch(loss);
       engine_.template run<Event::BATCH_END>();
-      evaluate_due([&](const ScheduledEvaluator& evaluator) { return interval_crossed(evaluator.interval, TimeUnit::BATCH); });
+      evaluate_due([&](const ScheduledEvaluator& evaluator) {
+        return batch_interval_crossed(evaluator.interval, state_.previous_timestamp, state_.timestamp);
+      });
       engine_.template run<Event::BATCH_CHECKPOINT>();
       saver_.batch_checkpoint(state_, save_into_folder());
       // A policy may end training within the epoch (State::stop_training at BATCH_END, in an evaluation or at a
@@ -552,9 +563,11 @@ class Trainer {
       const double batch_loss = loss_before + scaled.item<double>();
       sync.arm();
       scaler_.scale_loss(scaled).backward();
-      const std::vector<double> sums = sync.finish({batch_loss, static_cast<double>(local_samples_)});
+      const std::vector<double> sums =
+          sync.finish({batch_loss, static_cast<double>(local_samples_), static_cast<double>(local_tokens_)});
       reduced_loss_ = sums[0] / group_->world_size();
       global_samples_ = static_cast<std::int64_t>(sums[1]);
+      global_tokens_ = static_cast<std::int64_t>(sums[2]);
     } else {
       scaler_.scale_loss(scaled).backward();
     }
@@ -638,13 +651,15 @@ class Trainer {
   bool resumed_finished_ = false;
   // Loaded from a checkpoint: the first batch's size is checked against the run's.
   bool check_resumed_batch_size_ = false;
-  // Data-parallel training: the gradient synchronizer, this rank's samples in the current batch, and the batch's
-  // loss (mean over the ranks) and samples (all ranks') reduced with its gradients.
+  // Data-parallel training: the gradient synchronizer, this rank's samples and tokens in the current batch, and the
+  // batch's loss (mean over the ranks), samples and tokens (all ranks') reduced with its gradients.
   std::unique_ptr<dist::GradientSynchronizer> sync_;
   double earlier_wait_seconds_ = 0.0;
   std::int64_t local_samples_ = 0;
+  std::int64_t local_tokens_ = 0;
   double reduced_loss_ = 0.0;
   std::int64_t global_samples_ = 0;
+  std::int64_t global_tokens_ = 0;
 };
 
 }  // namespace COMPOSER_FUSION_ABI_NAMESPACE

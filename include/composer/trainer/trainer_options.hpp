@@ -17,6 +17,7 @@
 #include <composer/core/precision.hpp>
 #include <composer/core/state.hpp>
 #include <composer/core/time.hpp>
+#include <composer/trainer/interval.hpp>
 #include <composer/data/any_loader.hpp>
 #include <composer/distributed/process_group.hpp>
 #include <composer/metrics/classification.hpp>
@@ -37,8 +38,8 @@ struct TrainerOptions {
   /// Further evaluation data sets, each with its label, loader and, optionally, its own metrics, interval and
   /// batch limit. Composer counterpart: `eval_dataloader` (a list of `Evaluator`s).
   std::vector<Evaluator> evaluators;
-  /// How long to train, in ep, ba or sp (the Trainer counts no tokens or iterations, so `tok` and `iter` are
-  /// refused). Composer counterpart: `max_duration`.
+  /// How long to train, in ep, ba, sp or tok (the Trainer counts no iterations, so `iter` is refused; tokens are
+  /// counted as `data::tokens_in_batch` says). Composer counterpart: `max_duration`.
   std::optional<Time> max_duration;
   /// The optimizers of the model's parameters. Composer counterpart: `optimizers`.
   std::vector<std::shared_ptr<torch::optim::Optimizer>> optimizers;
@@ -53,7 +54,7 @@ struct TrainerOptions {
   /// Samples per microbatch (gradient accumulation); unset means the whole batch. Composer counterpart:
   /// `device_train_microbatch_size`.
   std::optional<std::int64_t> device_train_microbatch_size;
-  /// How often each evaluator without its own interval evaluates during `fit`, in ep or ba; 0 disables. Composer
+  /// How often each evaluator without its own interval evaluates during `fit`, in ep, ba, sp or tok; 0 disables. Composer
   /// counterpart: `eval_interval`.
   Time eval_interval = Time::from_epoch(1);
   /// Evaluate on at most this many batches (positive, or -1: all). Composer counterpart: `eval_subset_num_batches`.
@@ -71,7 +72,7 @@ struct TrainerOptions {
   /// `.composer-rank0.lock`): a second Trainer on the same folder, in this process or another, is refused. Composer
   /// counterpart: `save_folder`.
   std::string save_folder;
-  /// How often to save, in ep or ba. Composer counterpart: `save_interval`.
+  /// How often to save, in ep, ba, sp or tok. Composer counterpart: `save_interval`.
   Time save_interval = Time::from_epoch(1);
   /// Keep at most this many of the checkpoints this Trainer writes (positive, or -1: all). Composer counterpart:
   /// `save_num_checkpoints_to_keep` (whose 0, keep none locally, serves remote uploads, which do not exist here).
@@ -142,15 +143,12 @@ struct TrainerOptions {
     return *max_duration * scale_schedule_ratio;
   }
 
-  /// Whether the Trainer can reach `duration`: it counts epochs, batches and samples, not tokens or iterations.
-  static bool trainer_counts(const Time& duration) {
-    return duration.unit() == TimeUnit::EPOCH || duration.unit() == TimeUnit::BATCH ||
-           duration.unit() == TimeUnit::SAMPLE;
-  }
+  /// Whether the Trainer can reach `duration`: it counts epochs, batches, samples and tokens, not iterations.
+  static bool trainer_counts(const Time& duration) { return counted_interval_unit(duration.unit()); }
 
   /// Throws `std::invalid_argument` naming the first option that cannot work: a `max_duration` in a unit the
-  /// Trainer does not count (tok, iter), a non-positive microbatch size or
-  /// schedule ratio, an interval not in ep or ba, saving without a positive interval, a CUDA device this process
+  /// Trainer does not count (iter), a non-positive microbatch size or
+  /// schedule ratio, an interval not in ep, ba, sp or tok, saving without a positive interval, a CUDA device this process
   /// cannot see, mixed precision off CUDA, a null optimizer, a schedule ratio without a scheduler or scaling
   /// `max_duration` to zero, `autoresume` without `save_folder`, `load_weights_only` with nothing to load, or a
   /// `train_subset_num_batches`, `eval_subset_num_batches` or `save_num_checkpoints_to_keep` neither positive nor -1 (the evaluators are checked
@@ -160,7 +158,7 @@ struct TrainerOptions {
     if (max_duration && max_duration->unit() != TimeUnit::DURATION && max_duration->unit() != TimeUnit::SECOND &&
         !trainer_counts(*max_duration))
       throw std::invalid_argument("composer: max_duration " + max_duration->to_string() +
-                                  " is in a unit the Trainer does not count (it counts ep, ba and sp): training "
+                                  " is in a unit the Trainer does not count (it counts ep, ba, sp and tok): training "
                                   "would never stop");
     if (autoresume && save_folder.empty())
       throw std::invalid_argument("composer: autoresume needs save_folder (it resumes from the latest checkpoint there)");
@@ -178,8 +176,8 @@ struct TrainerOptions {
     if (!(scale_schedule_ratio > 0)) throw std::invalid_argument("composer: scale_schedule_ratio must be positive");
     for (const auto& [name, interval] :
          {std::pair{"eval_interval", eval_interval}, std::pair{"save_interval", save_interval}})
-      if (interval.unit() != TimeUnit::EPOCH && interval.unit() != TimeUnit::BATCH)
-        throw std::invalid_argument(std::string("composer: ") + name + " must be in ep or ba, got " +
+      if (!counted_interval_unit(interval.unit()))
+        throw std::invalid_argument(std::string("composer: ") + name + " must be in ep, ba, sp or tok, got " +
                                     interval.to_string());
     if (save_num_checkpoints_to_keep == 0 || save_num_checkpoints_to_keep < -1)
       throw std::invalid_argument("composer: save_num_checkpoints_to_keep must be positive or -1 (keep all), got " +

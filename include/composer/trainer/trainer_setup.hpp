@@ -112,7 +112,7 @@ inline Time fit_max_duration(const FitOptions& fit_options, bool has_train_datal
   if (duration && duration->unit() != TimeUnit::DURATION && duration->unit() != TimeUnit::SECOND &&
       !TrainerOptions::trainer_counts(*duration))
     throw std::invalid_argument("composer: fit(duration) got " + duration->to_string() +
-                                ", a unit the Trainer does not count (it counts ep, ba and sp)");
+                                ", a unit the Trainer does not count (it counts ep, ba, sp and tok)");
   const std::optional<Time> max_duration =
       duration ? std::optional<Time>(*duration + start.get(duration->unit())) : state.max_duration();
   if (!max_duration)
