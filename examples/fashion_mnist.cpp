@@ -22,6 +22,8 @@
 #include <CLI/CLI.hpp>
 #include <torch/optim/sgd.h>
 
+#include "cli_checks.hpp"
+
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -35,35 +37,8 @@
 
 namespace {
 
-// A whole number in [low, high] (no sign unless low is negative, no fraction, no trailing text).
-CLI::Validator whole_number(std::int64_t low, std::int64_t high) {
-  const std::string range = "[" + std::to_string(low) + ", " + std::to_string(high) + "]";
-  return CLI::Validator(
-      [=](std::string& text) -> std::string {
-        std::int64_t value = 0;
-        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-        if (error == std::errc::result_out_of_range || (error == std::errc() && end == text.data() + text.size() &&
-                                                        (value < low || value > high)))
-          return "must be a whole number in " + range + ", got '" + text + "'";
-        if (error != std::errc() || end != text.data() + text.size())
-          return "must be a whole number in " + range + ", got '" + text + "', not a whole number";
-        return {};
-      },
-      "INT in " + range);
-}
-
-// A finite number above zero.
-CLI::Validator positive_finite() {
-  return CLI::Validator(
-      [](std::string& text) -> std::string {
-        char* end = nullptr;
-        const double value = std::strtod(text.c_str(), &end);
-        if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(value) || value <= 0)
-          return "must be a finite number above zero, got '" + text + "'";
-        return {};
-      },
-      "POSITIVE");
-}
+using examples::positive_finite;
+using examples::whole_number;
 
 struct Config {
   std::string duration = "5ep";

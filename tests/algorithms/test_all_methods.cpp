@@ -8,6 +8,7 @@
 #include <composer/algorithms.hpp>
 #include <composer/core/policy.hpp>
 #include <composer/data/tensor_loader.hpp>
+#include <composer/models/gpt.hpp>
 #include <composer/models/resnet.hpp>
 #include <composer/modules.hpp>
 #include <composer/surgery.hpp>
@@ -42,13 +43,14 @@ using composer::surgery::count_module_instances;
 
 // Every method of the library, in the order of include/composer/algorithms.hpp.
 using AllMethods =
-    std::tuple<alg::AugMix, alg::BlurPool, alg::ChannelsLast, alg::ColOut, alg::CutMix, alg::CutOut, alg::EMA,
-               alg::Factorize, alg::GhostBatchNorm, alg::GradientClipping, alg::GyroDropout, alg::LabelSmoothing,
-               alg::LayerFreezing, alg::LowPrecisionGroupNorm, alg::LowPrecisionLayerNorm, alg::MixUp,
-               alg::NormalizeInputs, alg::ProgressiveResizing, alg::RandAugment, alg::SAM, alg::SelectiveBackprop,
-               alg::SqueezeExcite, alg::StochasticDepth, alg::SWA, alg::WeightStandardization>;
-static_assert(std::tuple_size_v<AllMethods> == 25,
-              "include/composer/algorithms.hpp has 25 methods: a method added there belongs in AllMethods too");
+    std::tuple<alg::Alibi, alg::AugMix, alg::BlurPool, alg::ChannelsLast, alg::ColOut, alg::CutMix, alg::CutOut,
+               alg::EMA, alg::Factorize, alg::GatedLinearUnits, alg::GhostBatchNorm, alg::GradientClipping,
+               alg::GyroDropout, alg::LabelSmoothing, alg::LayerFreezing, alg::LowPrecisionGroupNorm,
+               alg::LowPrecisionLayerNorm, alg::MixUp, alg::NormalizeInputs, alg::ProgressiveResizing,
+               alg::RandAugment, alg::SAM, alg::SelectiveBackprop, alg::SeqLengthWarmup, alg::SqueezeExcite,
+               alg::StochasticDepth, alg::SWA, alg::WeightStandardization>;
+static_assert(std::tuple_size_v<AllMethods> == 28,
+              "include/composer/algorithms.hpp has 28 methods: a method added there belongs in AllMethods too");
 
 // The checkpoint names of a type list, and whether they are pairwise distinct (at compile time).
 template <class List>
@@ -142,6 +144,35 @@ struct Fixture;
 struct OnResNet {
   static composer::models::ResNet model() { return small_resnet(); }
   static Data data() { return images(); }
+};
+
+// The transformer methods' model and data: a 2-block GPT (vocabulary 13, 16 positions, width 16, 2 heads) on 8
+// sequences of 16 tokens with their next tokens as targets.
+struct OnGPT {
+  static composer::models::GPT model() {
+    torch::manual_seed(12);
+    return composer::models::GPT(composer::models::GPTOptions{
+        .vocab_size = 13, .max_sequence_length = 16, .d_model = 16, .heads = 2, .layers = 2, .mlp_ratio = 4});
+  }
+  static Data data() {
+    torch::manual_seed(4);
+    const auto tokens = torch::randint(0, 13, {8, 17}, torch::kLong);
+    return {tokens.narrow(1, 0, 16).contiguous(), tokens.narrow(1, 1, 16).contiguous()};
+  }
+};
+
+template <>
+struct Fixture<alg::Alibi> : OnGPT {
+  static constexpr std::string_view name = "Alibi";
+  static constexpr bool has_state = false;
+  static alg::Alibi make() { return alg::Alibi(32, 0.5); }
+  static void check(const alg::Alibi& policy, const composer::State& state, const Probe& probe, const Data& data) {
+    // both attentions and the position embedding replaced; the model saw twice the rows, half as long
+    CHECK(policy.last_report().count() == 3);
+    CHECK(count_module_instances<cm::AlibiCausalSelfAttentionImpl>(state.model.module()) == 2);
+    CHECK(torch::equal(probe.inputs, data.inputs.reshape({16, 8})));
+    CHECK(torch::equal(probe.targets, data.targets.reshape({16, 8})));
+  }
 };
 
 template <>
@@ -264,6 +295,18 @@ struct Fixture<alg::Factorize> : OnResNet {
     // the convolutions with min(in, out) >= 32: layer2.0.conv2, and layer3.0's conv1, conv2 and projection
     CHECK(policy.last_report().count() == 4);
     CHECK(count_module_instances<cm::FactorizedConv2dImpl>(state.model.module()) == 4);
+  }
+};
+
+template <>
+struct Fixture<alg::GatedLinearUnits> : OnGPT {
+  static constexpr std::string_view name = "GatedLinearUnits";
+  static constexpr bool has_state = false;
+  static alg::GatedLinearUnits make() { return alg::GatedLinearUnits(); }
+  static void check(const alg::GatedLinearUnits& policy, const composer::State& state, const Probe&, const Data&) {
+    CHECK(policy.last_report().count() == 2);  // one MLP per block
+    CHECK(count_module_instances<cm::GatedLinearUnitImpl>(state.model.module()) == 2);
+    CHECK(count_module_instances<composer::models::TransformerMLPImpl>(state.model.module()) == 0);
   }
 };
 
@@ -461,6 +504,21 @@ struct Fixture<alg::SelectiveBackprop> : OnResNet {
       for (std::int64_t j = 0; j < 8; ++j) found = found || torch::equal(probe.inputs[i], data.inputs[j]);
       CHECK(found);
     }
+  }
+};
+
+template <>
+struct Fixture<alg::SeqLengthWarmup> : OnGPT {
+  static constexpr std::string_view name = "SeqLengthWarmup";
+  static constexpr bool has_state = false;
+  // over the run's single batch (duration 1): one update from 4 to 16 tokens, due after that batch
+  static alg::SeqLengthWarmup make() {
+    return alg::SeqLengthWarmup({.duration = 1.0, .min_seq_length = 4, .max_seq_length = 16, .step_size = 12});
+  }
+  static void check(const alg::SeqLengthWarmup& policy, const composer::State&, const Probe& probe, const Data& data) {
+    CHECK(policy.current_length() == 4);
+    CHECK(torch::equal(probe.inputs, data.inputs.narrow(1, 0, 4)));
+    CHECK(torch::equal(probe.targets, data.targets.narrow(1, 0, 4)));
   }
 };
 
