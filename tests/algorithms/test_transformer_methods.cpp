@@ -8,6 +8,7 @@
 #include <composer/algorithms/gated_linear_units.hpp>
 #include <composer/algorithms/gradient_clipping.hpp>
 #include <composer/algorithms/label_smoothing.hpp>
+#include <composer/algorithms/layer_freezing.hpp>
 #include <composer/algorithms/low_precision_layernorm.hpp>
 #include <composer/algorithms/seq_length_warmup.hpp>
 #include <composer/data/tensor_loader.hpp>
@@ -20,6 +21,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -363,4 +365,36 @@ TEST_CASE("a Trainer composing GatedLinearUnits, Alibi, SeqLengthWarmup and LowP
   for (std::size_t i = 0; i < trained.size(); ++i) CHECK(torch::equal(loaded[i], trained[i]));
   CHECK(resumed->state().timestamp.token().count() == 8 * 8 * 16);
   io::remove_all(folder);
+}
+
+TEST_CASE("the transformer methods compose with EMA and LayerFreezing: the average covers the gated, ALiBi model and "
+          "the earliest layers freeze") {
+  torch::manual_seed(11);
+  models::GPT gpt(small(2, 16));
+  composer::Trainer<alg::GatedLinearUnits, alg::Alibi, alg::SeqLengthWarmup, alg::EMA, alg::LayerFreezing> trainer(
+      composer::Model(gpt, models::language_model_loss),
+      {.train_dataloader = counting_sequences(32, 16, 8),  // 4 batches per epoch
+       .max_duration = Time("4ep"),
+       .optimizers = {std::make_shared<torch::optim::Adam>(gpt->parameters())},
+       .eval_interval = Time("0ba"),
+       .progress_bar = false},
+      alg::GatedLinearUnits(), alg::Alibi(32, 1.0),
+      alg::SeqLengthWarmup({.duration = 0.5, .min_seq_length = 4, .max_seq_length = 16, .step_size = 4}),
+      alg::EMA({.half_life = Time("4ba")}), alg::LayerFreezing({.freeze_start = 0.25, .freeze_level = 1.0}));
+  trainer.fit();
+  CHECK(std::isfinite(trainer.state().loss.item<double>()));
+  // EMA averages the model as the surgery left it: the same parameter names, gated units and all
+  const auto& ema = trainer.get<alg::EMA>();
+  REQUIRE(ema.ema_started());
+  const auto averaged = ema.ema_parameters().named_parameters().keys();
+  CHECK(averaged == gpt->named_parameters().keys());
+  CHECK(std::find(averaged.begin(), averaged.end(), "blocks.0.mlp.gated_layer.weight") != averaged.end());
+  // at the end (elapsed 1, level 1) every leaf layer with parameters but the last is frozen: of the token
+  // embedding, 2 x 7 per block (ln_1, qkv, proj, ln_2 and the gated unit's three layers) and ln_f, all but ln_f;
+  // their parameters: 1 + 2 x (2 + 2 + 2 + 2 + 1 + 1 + 2) = 25
+  std::int64_t frozen = 0;
+  for (const auto& p : gpt->parameters()) frozen += p.requires_grad() ? 0 : 1;
+  CHECK(frozen == 25);
+  CHECK_FALSE(gpt->named_parameters()["token_embedding.weight"].requires_grad());
+  CHECK(gpt->named_parameters()["ln_f.weight"].requires_grad());
 }
