@@ -21,11 +21,9 @@
 
 #include "cli_checks.hpp"
 
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -208,10 +206,11 @@ int main(int argc, char** argv) {
   try {
     at::set_num_threads(config.threads);
     const c10::Device device(config.device);
+    char budget[48] = "";
+    if (config.time_budget > 0) std::snprintf(budget, sizeof budget, " or %g s of training", config.time_budget);
     std::printf("language_model: preset %s, %s%s, sequences of %lld, batch %lld, lr %g, seed %llu, %d threads, "
                 "device %s, precision %s, corpus %s\n",
-                config.preset.c_str(), config.duration.c_str(),
-                config.time_budget > 0 ? (" or " + std::to_string(config.time_budget) + " s").c_str() : "",
+                config.preset.c_str(), config.duration.c_str(), budget,
                 static_cast<long long>(config.sequence_length), static_cast<long long>(config.batch_size), config.lr,
                 static_cast<unsigned long long>(config.seed), at::get_num_threads(), device.str().c_str(),
                 config.precision.c_str(), config.corpus.c_str());

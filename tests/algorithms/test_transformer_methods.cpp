@@ -305,7 +305,6 @@ TEST_CASE("SeqLengthWarmup in a Trainer: the scheduled lengths in batches and in
     // Composer counts a batch's tokens before the methods cut it: 6 batches of 8 x 8
     CHECK(trainer.state().timestamp.token().count() == 6 * 64);
     CHECK(trainer.get<alg::SeqLengthWarmup>().current_length() == 8);
-    // the memory warmup's gradients are gone: the first step's gradients are those of the first (short) batch
   }
 }
 

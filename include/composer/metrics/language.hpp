@@ -12,21 +12,12 @@
 
 #include <ATen/ATen.h>
 
+#include <composer/core/argument_checks.hpp>
 #include <composer/core/state.hpp>
 #include <composer/metrics/classification.hpp>
 #include <composer/metrics/metric.hpp>
 
 namespace composer::metrics {
-
-namespace detail {
-// "[2, 4, 3]" for a tensor of those sizes.
-inline std::string language_shape(const at::Tensor& tensor) {
-  if (!tensor.defined()) return "(undefined)";
-  std::string out = "[";
-  for (std::int64_t i = 0; i < tensor.dim(); ++i) out += (i ? ", " : "") + std::to_string(tensor.size(i));
-  return out + "]";
-}
-}  // namespace detail
 
 /// Mean cross-entropy per target token of the softmax over the vocabulary of the logits, reported as
 /// `language_cross_entropy`: logits (N, V, S) — the class dimension second, as `at::cross_entropy` takes
@@ -53,8 +44,8 @@ class LanguageCrossEntropy {
     if (!sequence && !flat)
       throw std::invalid_argument("composer: " + metric_name() +
                                   " needs logits (N, V, S) with targets (N, S), or logits (N, V) with targets (N); got "
-                                  "logits " + detail::language_shape(logits) + " and targets " +
-                                  detail::language_shape(targets));
+                                  "logits " + checks::shape_of(logits) + " and targets " +
+                                  checks::shape_of(targets));
     if (!at::isIntegralType(targets.scalar_type(), /*includeBool=*/false))
       throw std::invalid_argument("composer: " + metric_name() + " needs integer token targets, got " +
                                   std::string(c10::toString(targets.scalar_type())));

@@ -20,6 +20,7 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include <composer/core/model.hpp>
 #include <composer/surgery/surgical_module.hpp>
 
 namespace composer::models {
@@ -282,8 +283,9 @@ class GPTImpl : public surgery::SurgicalModule {
 TORCH_MODULE(GPT);
 
 /// Mean next-token cross entropy of logits [N, vocab, S] against targets [N, S] (class indices; -100 ignored, as
-/// Hugging Face's loss) or dense targets shaped like the logits (LabelSmoothing's). Composer counterpart: the loss
-/// of `HuggingFaceModel` for a causal language model.
+/// Hugging Face's loss) or dense targets shaped like the logits (LabelSmoothing's): `composer::cross_entropy_loss`
+/// after checking that the shapes are those of a language model. Composer counterpart: the loss of
+/// `HuggingFaceModel` for a causal language model.
 /// \throws std::invalid_argument for shapes that do not match.
 inline at::Tensor language_model_loss(const at::Tensor& logits, const at::Tensor& targets) {
   if (logits.dim() != 3)
@@ -292,13 +294,11 @@ inline at::Tensor language_model_loss(const at::Tensor& logits, const at::Tensor
   if (at::isFloatingType(targets.scalar_type())) {
     if (targets.sizes() != logits.sizes())
       throw std::invalid_argument("composer: language_model_loss: dense targets must have the logits' shape");
-    return -(targets * at::log_softmax(logits, 1)).sum(1).mean();
-  }
-  if (targets.dim() != 2 || targets.size(0) != logits.size(0) || targets.size(1) != logits.size(2))
+  } else if (targets.dim() != 2 || targets.size(0) != logits.size(0) || targets.size(1) != logits.size(2))
     throw std::invalid_argument("composer: language_model_loss: targets must be [N, S] = [" +
                                 std::to_string(logits.size(0)) + ", " + std::to_string(logits.size(2)) + "], got " +
                                 std::to_string(targets.dim()) + " dimension(s)");
-  return at::cross_entropy_loss(logits, targets, {}, at::Reduction::Mean, -100);
+  return composer::cross_entropy_loss(logits, targets);  // at::cross_entropy_loss ignores -100 by default
 }
 
 }  // namespace composer::models
